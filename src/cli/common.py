@@ -1,0 +1,50 @@
+"""What the CLI commands share: AWS clients, the table name, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from decimal import Decimal
+from typing import Any
+
+import boto3
+from boto3.dynamodb.types import Binary
+
+
+def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--table", default=os.environ.get("TABLE_NAME"),
+                        help="the events table (default: $TABLE_NAME)")
+    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"),
+                        help="DynamoDB endpoint, e.g. DynamoDB Local (default: $AWS_ENDPOINT_URL_DYNAMODB)")
+
+
+def dynamodb_client(args: argparse.Namespace) -> Any:
+    if not args.table:
+        raise SystemExit("opsworks-trail: no table: pass --table NAME or set TABLE_NAME")
+    return boto3.client("dynamodb", endpoint_url=args.endpoint_url or None)
+
+
+def s3_client() -> Any:
+    return boto3.client("s3")
+
+
+def to_json(value: Any, **kwargs: Any) -> str:
+    return json.dumps(value, default=json_default, ensure_ascii=False, **kwargs)
+
+
+def json_default(value: Any) -> Any:
+    """DynamoDB and the parser give Decimal; JSON wants int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Binary):
+        return value.value.hex()
+    if isinstance(value, set):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def fail(message: str) -> int:
+    print(f"opsworks-trail: {message}", file=sys.stderr)
+    return 2

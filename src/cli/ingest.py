@@ -1,0 +1,131 @@
+"""`opsworks-trail ingest PATH|s3://bucket[/prefix] ...`: the pipeline over local files or an S3 prefix."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cli.common import add_table_arguments, dynamodb_client, s3_client, to_json
+from core.errors import IngestError
+from core.model import ObjectRef, Outcome, Status
+from core.pipeline import Pipeline
+from core.selection import Selection
+from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
+from core.sources import LocalSource, S3Source
+from core.store import EventStore
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("ingest", help="ingest local trail files or folders, or an S3 prefix",
+                                 description=__doc__)
+    parser.add_argument("paths", nargs="+", metavar="PATH|s3://bucket[/prefix]")
+    parser.add_argument("--dry-run", action="store_true", help="read, select and normalize; write nothing")
+    parser.add_argument("--event-sources", default="",
+                        help="'all', or a comma-separated list of eventSource values (default: OpsWorks and OpsWorks CM)")
+    parser.add_argument("--format", choices=["none", "jsonl"], default="none",
+                        help="jsonl: print each normalized event as one JSON line on stdout")
+    parser.add_argument("--json", action="store_true", help="print a summary object on stdout at the end")
+    parser.add_argument("--workers", type=int, default=4, help="objects read in parallel (default 4)")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_DECOMPRESSED_BYTES,
+                        help="refuse a file that inflates past this many bytes")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    add_table_arguments(parser)
+    parser.set_defaults(run=run)
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    skipped: int = 0
+    failed: int = 0
+    records: int = 0
+    matched: int = 0
+    written: int = 0
+    skip_reasons: Counter[str] = field(default_factory=Counter)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        self.files += 1
+        self.records += outcome.records
+        self.matched += outcome.matched
+        self.written += outcome.written
+        if outcome.status is Status.SKIPPED:
+            self.skipped += 1
+            self.skip_reasons[outcome.reason.split(" at ")[0]] += 1
+        elif outcome.status is Status.FAILED:
+            self.failed += 1
+            self.failures.append({"object": outcome.ref.uri, "reason": outcome.reason,
+                                  "permanent": outcome.permanent})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "skipped_files": self.skipped, "failed_files": self.failed,
+                "records": self.records, "matched": self.matched, "written": self.written,
+                "skip_reasons": dict(self.skip_reasons), "failures": self.failures}
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        sources = parse_event_sources(args.event_sources)
+    except SettingsError as exc:
+        raise SystemExit(f"opsworks-trail: --event-sources: {exc}") from None
+    local, s3 = LocalSource(), None
+    if any(p.startswith("s3://") for p in args.paths):
+        s3 = S3Source(s3_client())
+    store = None if args.dry_run else EventStore(dynamodb_client(args), args.table)
+
+    def open_object(ref: ObjectRef) -> Any:
+        return local.open(ref) if ref.bucket is None else _need(s3).open(ref)
+
+    pipeline = Pipeline(open=open_object, selection=Selection(sources), store=store,
+                        max_decompressed_bytes=args.max_bytes, json_lines=True,
+                        keep_events=args.format == "jsonl")
+    summary = Summary()
+    with _progress(args) as bar, ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        for outcome in pool.map(pipeline.ingest, _refs(args.paths, local, s3, summary)):
+            summary.add(outcome)
+            for event in outcome.items:
+                print(to_json(event), flush=False)
+            if outcome.status is Status.FAILED:
+                print(f"failed: {outcome.ref.uri}: {outcome.reason}", file=sys.stderr)
+            bar.update(1)
+            bar.set_postfix(matched=summary.matched, failed=summary.failed, refresh=False)
+    sys.stdout.flush()
+    if args.json:
+        print(to_json(summary.as_dict(), indent=2))
+    elif args.format == "none":
+        print(f"{summary.files} files ({summary.skipped} skipped, {summary.failed} failed), "
+              f"{summary.records} records, {summary.matched} matched, {summary.written} written",
+              file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _refs(paths: list[str], local: LocalSource, s3: S3Source | None, summary: Summary) -> Iterator[ObjectRef]:
+    for path in paths:
+        try:
+            if path.startswith("s3://"):
+                bucket, _, prefix = path.removeprefix("s3://").partition("/")
+                yield from _need(s3).list(bucket, prefix)
+            else:
+                yield from local.list(Path(path))
+        except IngestError as exc:
+            summary.failed += 1
+            summary.failures.append({"object": path, "reason": exc.reason, "permanent": exc.permanent})
+            print(f"failed: {path}: {exc.reason}", file=sys.stderr)
+
+
+def _need(s3: S3Source | None) -> S3Source:
+    assert s3 is not None, "an s3:// path creates the S3 source"
+    return s3
+
+
+def _progress(args: argparse.Namespace) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(unit=" files", file=sys.stderr, disable=True if args.no_progress else None,
+                dynamic_ncols=True, mininterval=0.5)

@@ -1,0 +1,48 @@
+"""The small value types that flow between the pipeline's steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+@dataclass(frozen=True)
+class ObjectRef:
+    """One object to ingest: an S3 object (bucket set) or a local file (bucket None, key = path)."""
+
+    bucket: str | None
+    key: str
+    size: int | None = None
+    etag: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" if self.bucket is not None else self.key
+
+
+class Status(str, Enum):
+    INGESTED = "ingested"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclass
+class Outcome:
+    """What became of one object: every object ends in exactly one of these."""
+
+    ref: ObjectRef
+    status: Status
+    reason: str = ""
+    permanent: bool = False
+    records: int = 0
+    matched: int = 0
+    written: int = 0
+    items: list[dict[str, object]] = field(default_factory=list, repr=False)
+    """The normalized events, when the pipeline was asked to keep them."""
+    error: BaseException | None = field(default=None, repr=False)
+    """An unforeseen exception behind a failure, for the caller to log with its trace."""
+
+    @property
+    def retry(self) -> bool:
+        """A transient failure: the trigger should deliver this object again."""
+        return self.status is Status.FAILED and not self.permanent

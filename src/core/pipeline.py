@@ -1,0 +1,146 @@
+"""One object in, one Outcome out: classify the key, read, select, normalize, store, record the file.
+
+Every object ends ingested, skipped (with the reason) or failed (permanent or transient). A failure
+of one object never reaches its neighbours: the trigger decides from the Outcomes what to retry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from core.catalog import Catalog, load_catalog
+from core.errors import IngestError, TooLarge
+from core.model import ObjectRef, Outcome, Status
+from core.normalize import Event, InvalidRecord, normalize
+from core.selection import Selection
+from core.store import EventStore, event_items
+from core.trailfile import FileKind, RecordScan, classify_key, decompressed_chunks
+
+Opener = Callable[[ObjectRef], IO[bytes]]
+WRITE_BUFFER = 100
+"""Items buffered before a write: a file with many matches is written as it is read."""
+
+
+@dataclass
+class Pipeline:
+    open: Opener
+    selection: Selection
+    store: EventStore | None
+    """None is a dry run: everything but the writes."""
+    max_decompressed_bytes: int
+    retention_days: int | None = None
+    catalog: Catalog | None = None
+    json_lines: bool = False
+    """Also read one-record-per-line files (local CLI only; trail buckets hold none)."""
+    keep_events: bool = False
+    """Return the normalized events in the Outcome (for `--format jsonl` and tests)."""
+
+    def ingest(self, ref: ObjectRef) -> Outcome:
+        kind = classify_key(ref.key, ref.size, json_lines=self.json_lines)
+        if isinstance(kind, str):
+            return Outcome(ref, Status.SKIPPED, kind)
+        try:
+            if self.store is not None and ref.bucket is not None:
+                done = self._already_ingested(ref)
+                if done:
+                    return Outcome(ref, Status.SKIPPED, done)
+            outcome = self._read_and_store(ref, kind)
+        except IngestError as exc:
+            outcome = Outcome(ref, Status.FAILED, exc.reason, permanent=exc.permanent)
+        except Exception as exc:  # an unforeseen fault: retried, and logged with its trace by the caller
+            outcome = Outcome(ref, Status.FAILED, f"unexpected {type(exc).__name__}: {exc}", permanent=False)
+            outcome.error = exc
+        if outcome.status is Status.FAILED and outcome.permanent:
+            self._record_failure(outcome)
+        return outcome
+
+    def _already_ingested(self, ref: ObjectRef) -> str:
+        assert self.store is not None
+        state = self.store.file_state(ref)
+        if not state or state.get("status") != "ingested":
+            return ""
+        if ref.etag and state.get("etag") and state["etag"] != ref.etag:
+            return ""  # same key, new content: read it again
+        return f"already ingested at {state.get('at')}"
+
+    def _read_and_store(self, ref: ObjectRef, kind: FileKind) -> Outcome:
+        if ref.size is not None and ref.size > self.max_decompressed_bytes:
+            raise TooLarge(f"the object is {ref.size:,} bytes, over the cap of {self.max_decompressed_bytes:,}")
+        catalog = self.catalog or load_catalog()
+        outcome = Outcome(ref, Status.INGESTED)
+        ingested_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        scan = RecordScan(self.selection.needles)
+        seen: set[str] = set()
+        invalid: list[str] = []
+        buffer: list[dict[str, Any]] = []
+        with self._chunks(ref) as chunks:
+            records = (scan.json_lines(chunks) if kind is FileKind.JSON_LINES
+                       else scan.trail_records(chunks, lambda: self._reopen(ref)))
+            for record in records:
+                if not self.selection.matches(record):
+                    continue
+                try:
+                    event = normalize(record, ref, catalog, ingested_at)
+                except InvalidRecord as exc:
+                    invalid.append(f"record {scan.records}: {exc}")
+                    continue
+                if event["event_id"] in seen:
+                    continue
+                seen.add(event["event_id"])
+                outcome.matched += 1
+                self._keep(outcome, event, buffer)
+                if len(buffer) >= WRITE_BUFFER:
+                    outcome.written += self._flush(buffer)
+        outcome.written += self._flush(buffer)
+        outcome.records = scan.records
+        if invalid:
+            outcome.status, outcome.permanent = Status.FAILED, True
+            outcome.reason = f"{len(invalid)} selected record(s) unusable, the rest stored; first: {invalid[0]}"
+        elif self.store is not None and ref.bucket is not None:
+            self.store.mark_ingested(ref, records=outcome.records, matched=outcome.matched)
+        return outcome
+
+    def _keep(self, outcome: Outcome, event: Event, buffer: list[dict[str, Any]]) -> None:
+        if self.keep_events:
+            outcome.items.append(event)
+        if self.store is not None:
+            buffer.extend(event_items(event, self.retention_days))
+
+    def _flush(self, buffer: list[dict[str, Any]]) -> int:
+        if self.store is None or not buffer:
+            return 0
+        items = list(buffer)
+        buffer.clear()
+        self.store.put_items(items)
+        return sum(1 for item in items if item["sk"] == "EVENT")
+
+    @contextlib.contextmanager
+    def _chunks(self, ref: ObjectRef) -> Iterator[Iterator[bytes]]:
+        stream = self.open(ref)
+        try:
+            yield decompressed_chunks(stream, self.max_decompressed_bytes)
+        finally:
+            stream.close()
+
+    def _reopen(self, ref: ObjectRef) -> Iterator[bytes]:
+        """A second read, for the rare file the compact fast path hands to the exact parser."""
+        stream = self.open(ref)
+        try:
+            yield from decompressed_chunks(stream, self.max_decompressed_bytes)
+        finally:
+            stream.close()
+
+    def _record_failure(self, outcome: Outcome) -> None:
+        """Record a permanent failure; if even that fails, make the failure transient so it is retried."""
+        if self.store is None or outcome.ref.bucket is None:
+            return
+        try:
+            self.store.mark_failed(outcome.ref, outcome.reason)
+        except Exception as exc:
+            outcome.permanent = False
+            outcome.reason += f" (recording the failure failed too, so it will be retried: {exc})"
+            outcome.error = exc

@@ -1,0 +1,92 @@
+"""Lambda entry point: turn a trigger into object refs, and Outcomes into the trigger's reply.
+
+S3 notifications invoke it directly (a transient failure raises, so Lambda retries the event) or
+through SQS (only the messages whose objects failed transiently are reported in batchItemFailures).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core.model import ObjectRef, Outcome, Status
+from core.pipeline import Pipeline
+from core.selection import Selection
+from core.settings import Settings
+from core.sources import S3Source
+from core.store import EventStore
+from core.triggers import is_sqs_event, refs_from_message, refs_from_s3_event
+from handlers.observability import logger, metrics, tracer
+
+s3_client = boto3.client("s3")
+dynamodb_client = boto3.client("dynamodb")
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class RetryLater(Exception):
+    """Some object of this delivery failed transiently: the trigger must deliver it again."""
+
+
+@cache
+def pipeline() -> Pipeline:
+    """Built on the first invocation, not at import, so a bad setting fails the call with its name."""
+    settings = Settings.from_env()
+    return Pipeline(
+        open=S3Source(s3_client).open,
+        selection=Selection(settings.event_sources),
+        store=EventStore(dynamodb_client, settings.table_name),
+        max_decompressed_bytes=settings.max_decompressed_bytes,
+        retention_days=settings.retention_days,
+    )
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if is_sqs_event(event):
+        return process_partial_response(event=event, record_handler=handle_message,
+                                        processor=processor, context=context)
+    ingest_all(refs_from_s3_event(event))
+    return {"batchItemFailures": []}
+
+
+def handle_message(record: SQSRecord) -> None:
+    ingest_all(refs_from_message(record.body))
+
+
+def ingest_all(refs: list[ObjectRef]) -> list[Outcome]:
+    """Ingest every object, then raise if any must be retried: one bad object never stops the others."""
+    outcomes = [ingest_one(ref) for ref in refs]
+    retry = [o for o in outcomes if o.retry]
+    if retry:
+        raise RetryLater("; ".join(f"{o.ref.uri}: {o.reason}" for o in retry))
+    return outcomes
+
+
+def ingest_one(ref: ObjectRef) -> Outcome:
+    with logger.append_context_keys(bucket=ref.bucket, key=ref.key):
+        outcome = pipeline().ingest(ref)
+        report(outcome)
+    return outcome
+
+
+def report(outcome: Outcome) -> None:
+    """The one log line and the metrics of an Outcome; failures are logged here and nowhere else."""
+    fields = {"status": outcome.status.value, "reason": outcome.reason, "records": outcome.records,
+              "matched": outcome.matched, "written": outcome.written}
+    if outcome.status is Status.FAILED:
+        kind = "permanent" if outcome.permanent else "transient"
+        logger.error(f"{kind} failure: {outcome.reason}", extra=fields, exc_info=outcome.error)
+        metrics.add_metric(name=f"Files{kind.capitalize()}Failed", unit=MetricUnit.Count, value=1)
+        return
+    logger.info(f"{outcome.status.value}: {outcome.reason or outcome.ref.uri}", extra=fields)
+    metrics.add_metric(name=f"Files{outcome.status.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    if outcome.matched:
+        metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=outcome.written)
