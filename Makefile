@@ -1,0 +1,49 @@
+# opsworks-trail: the command surface. `make help` lists the targets.
+# Other targets live in make/*.mk (stack: build/validate/deploy; invoke; bench), included below.
+
+SHELL       := /bin/bash
+VENV        := .venv
+PY          := $(VENV)/bin/python
+STAMP       := $(VENV)/.installed
+# The first Python 3.11+ on PATH (or pyenv's), unless PYTHON is given.
+PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+                 command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+                 && { echo $$p; break; }; done)
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test lint typecheck pytest demo catalog clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Build .venv (Python 3.11+) with the project, the CLI and the test tools
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+test: lint typecheck pytest ## Every check: ruff, mypy, and all tests (DynamoDB Local tier included)
+
+pytest: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff
+	$(VENV)/bin/ruff check src tests scripts
+
+typecheck: $(STAMP) ## mypy --strict on src/
+	$(VENV)/bin/mypy
+
+demo: $(STAMP) ## Ingest a generated trail bucket into DynamoDB Local and show the OpsWorks activity
+	$(VENV)/bin/opsworks-trail demo
+
+catalog: $(STAMP) ## Re-derive src/core/catalog.json from ../shared/reference/opsworks-api
+	$(PY) scripts/build_catalog.py
+
+clean: ## Remove the venv, caches and build output
+	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data
+
+-include make/*.mk
