@@ -1,0 +1,158 @@
+"""template.yaml as data, for tests and tooling (no network, no AWS account).
+
+- ``load_template()``: the SAM template as plain dicts, CloudFormation short tags (``!Ref``, ``!Sub``,
+  ``!GetAtt``, ``!If`` ...) turned into their long forms (``{"Ref": ...}``, ``{"Fn::Sub": ...}``).
+- ``table_definition_from_template()``: kwargs for ``dynamodb.create_table(TableName=..., **kwargs)``
+  read from the template's own events table, so moto and DynamoDB Local tables in tests have exactly
+  the deployed key schema and indexes.
+- ``translate_template()``: the template after the SAM transform (``samtranslator``), i.e. what
+  CloudFormation really creates.
+
+Run as a script to write the translated template (used by ``make validate``)::
+
+    python tests/template_schema.py .aws-sam/translated.json
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+TABLE_LOGICAL_ID = "EventsTable"
+FUNCTION_LOGICAL_ID = "IngestFunction"
+# What a local CodeUri becomes for translation (`sam package` would upload it and put its S3 URI here).
+PACKAGED_CODE_BUCKET = "opsworks-trail-artifacts"
+PACKAGED_CODE_KEY = "ingest.zip"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """SafeLoader that understands CloudFormation's short intrinsic-function tags."""
+
+
+def _construct_node(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+
+
+def _intrinsic(name: str):  # type: ignore[no-untyped-def]
+    def construct(loader: yaml.SafeLoader, node: yaml.Node) -> dict[str, Any]:
+        value = _construct_node(loader, node)
+        if name == "Fn::GetAtt" and isinstance(value, str):
+            resource, _, attribute = value.partition(".")
+            value = [resource, attribute]
+        return {name: value}
+
+    return construct
+
+
+for _tag in (
+    "And", "Base64", "Cidr", "Equals", "FindInMap", "GetAtt", "GetAZs", "If", "ImportValue",
+    "Join", "Not", "Or", "Select", "Split", "Sub", "Transform", "Contains", "EachMemberEquals",
+    "EachMemberIn", "RefAll", "ValueOf", "ValueOfAll", "ToJsonString", "Length",
+):  # fmt: skip
+    _CfnLoader.add_constructor(f"!{_tag}", _intrinsic(f"Fn::{_tag}"))
+_CfnLoader.add_constructor("!Ref", _intrinsic("Ref"))
+_CfnLoader.add_constructor("!Condition", _intrinsic("Condition"))
+
+
+def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
+    """The SAM template as plain dicts and lists, with intrinsic functions in their long form."""
+    with open(path, encoding="utf-8") as handle:
+        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def table_definition_from_template(template: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Kwargs for ``create_table`` from the template's events table; the caller adds ``TableName``.
+
+    Returns KeySchema, AttributeDefinitions, GlobalSecondaryIndexes and BillingMode, copied, so the
+    caller may change them.
+    """
+    template = template if template is not None else load_template()
+    properties = template["Resources"][TABLE_LOGICAL_ID]["Properties"]
+    definition = {
+        key: copy.deepcopy(properties[key])
+        for key in ("KeySchema", "AttributeDefinitions", "GlobalSecondaryIndexes", "BillingMode")
+        if key in properties
+    }
+    for key, value in definition.items():
+        if _has_intrinsic(value):
+            raise ValueError(f"{TABLE_LOGICAL_ID}.{key} uses an intrinsic function; tests need literals")
+    return definition
+
+
+def table_ttl_attribute(template: dict[str, Any] | None = None) -> str | None:
+    """The TTL attribute of the events table, if TTL is enabled (for ``update_time_to_live``)."""
+    template = template if template is not None else load_template()
+    spec = template["Resources"][TABLE_LOGICAL_ID]["Properties"].get("TimeToLiveSpecification") or {}
+    return spec.get("AttributeName") if spec.get("Enabled") else None
+
+
+def _has_intrinsic(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(k == "Ref" or k.startswith("Fn::") or _has_intrinsic(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_intrinsic(v) for v in value)
+    return False
+
+
+def translate_template(
+    template: dict[str, Any] | None = None,
+    *,
+    region: str = "us-east-1",
+    parameter_values: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The template after the SAM transform, offline.
+
+    Local ``CodeUri`` values are replaced by ``s3://PACKAGED_CODE_BUCKET/PACKAGED_CODE_KEY``, as
+    ``sam package`` would. The template uses no managed policy names, so no IAM look-up is needed.
+    """
+    import boto3
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.arn_generator import ArnGenerator
+    from samtranslator.translator.translator import Translator
+
+    sam = copy.deepcopy(template if template is not None else load_template())
+    for resource in sam.get("Resources", {}).values():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
+            if not props["CodeUri"].startswith("s3://"):
+                props["CodeUri"] = f"s3://{PACKAGED_CODE_BUCKET}/{PACKAGED_CODE_KEY}"
+
+    previous_region = ArnGenerator.BOTO_SESSION_REGION_NAME
+    ArnGenerator.BOTO_SESSION_REGION_NAME = region
+    try:
+        # A session only names the Region (pseudo parameters, partition); it makes no call.
+        session = boto3.session.Session(region_name=region)
+        translator = Translator(managed_policy_map=None, sam_parser=Parser(), boto_session=session)
+        return translator.translate(
+            sam_template=sam,
+            parameter_values=dict(parameter_values or {}),
+            get_managed_policy_map=lambda: {},
+        )
+    finally:
+        ArnGenerator.BOTO_SESSION_REGION_NAME = previous_region
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} OUTPUT.json", file=sys.stderr)
+        return 2
+    output = Path(argv[1])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(translate_template(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
