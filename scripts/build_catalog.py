@@ -53,7 +53,9 @@ def lower_camel(name: str) -> str:
     return name[:1].lower() + name[1:]
 
 
-def resource_paths(shapes: dict[str, Any], shape_name: str | None, prefix: str = "", depth: int = 0) -> dict[str, str]:
+def resource_paths(
+    shapes: dict[str, Any], shape_name: str | None, prefix: str = "", depth: int = 0
+) -> dict[str, str]:
     """Dotted parameter paths that name a resource, following nested structures (not lists of them)."""
     if shape_name is None or depth > MAX_DEPTH:
         return {}
@@ -69,7 +71,8 @@ def resource_paths(shapes: dict[str, Any], shape_name: str | None, prefix: str =
 
 
 def secret_rules(shapes: dict[str, Any]) -> tuple[set[str], set[str], set[str]]:
-    """(keys always secret, keys of maps or lists of maps whose `value` is secret, keys secret beside `secure: true`)."""
+    """Three sets of lowerCamel keys: always secret; maps (or lists of maps) whose `value` is secret;
+    secret when a sibling `secure` is true."""
     always: set[str] = set()
     item_lists: set[str] = set()
     when_secure: set[str] = set()

@@ -39,10 +39,14 @@ def json_default(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Binary):
-        return value.value.hex()
+        return _hex(value)
     if isinstance(value, set):
         return sorted(value)
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _hex(value: Any) -> str:
+    return bytes(value).hex()
 
 
 def fail(message: str) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +27,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH|s3://bucket[/prefix]")
     parser.add_argument("--dry-run", action="store_true", help="read, select and normalize; write nothing")
     parser.add_argument("--event-sources", default="",
-                        help="'all', or a comma-separated list of eventSource values (default: OpsWorks and OpsWorks CM)")
+                        help="'all', or comma-separated eventSource values (default: OpsWorks and OpsWorks CM)")
     parser.add_argument("--format", choices=["none", "jsonl"], default="none",
                         help="jsonl: print each normalized event as one JSON line on stdout")
     parser.add_argument("--json", action="store_true", help="print a summary object on stdout at the end")
@@ -86,15 +86,8 @@ def run(args: argparse.Namespace) -> int:
                         max_decompressed_bytes=args.max_bytes, json_lines=True,
                         keep_events=args.format == "jsonl")
     summary = Summary()
-    with _progress(args) as bar, ThreadPoolExecutor(max_workers=max(1, args.workers)) as pool:
-        for outcome in pool.map(pipeline.ingest, _refs(args.paths, local, s3, summary)):
-            summary.add(outcome)
-            for event in outcome.items:
-                print(to_json(event), flush=False)
-            if outcome.status is Status.FAILED:
-                print(f"failed: {outcome.ref.uri}: {outcome.reason}", file=sys.stderr)
-            bar.update(1)
-            bar.set_postfix(matched=summary.matched, failed=summary.failed, refresh=False)
+    ingest_all(pipeline, _refs(args.paths, local, s3, summary), summary, workers=args.workers,
+               progress=not args.no_progress)
     sys.stdout.flush()
     if args.json:
         print(to_json(summary.as_dict(), indent=2))
@@ -103,6 +96,21 @@ def run(args: argparse.Namespace) -> int:
               f"{summary.records} records, {summary.matched} matched, {summary.written} written",
               file=sys.stderr)
     return 1 if summary.failed else 0
+
+
+def ingest_all(pipeline: Pipeline, refs: Iterable[ObjectRef], summary: Summary, *, workers: int = 4,
+               progress: bool = True) -> Summary:
+    """Run the pipeline over objects in parallel into `summary`; kept events go to stdout as JSON lines."""
+    with _progress(progress) as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for outcome in pool.map(pipeline.ingest, refs):
+            summary.add(outcome)
+            for event in outcome.items:
+                print(to_json(event), flush=False)
+            if outcome.status is Status.FAILED:
+                print(f"failed: {outcome.ref.uri}: {outcome.reason}", file=sys.stderr)
+            bar.update(1)
+            bar.set_postfix(matched=summary.matched, failed=summary.failed, refresh=False)
+    return summary
 
 
 def _refs(paths: list[str], local: LocalSource, s3: S3Source | None, summary: Summary) -> Iterator[ObjectRef]:
@@ -124,8 +132,8 @@ def _need(s3: S3Source | None) -> S3Source:
     return s3
 
 
-def _progress(args: argparse.Namespace) -> Any:
+def _progress(enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(unit=" files", file=sys.stderr, disable=True if args.no_progress else None,
+    return tqdm(unit=" files", file=sys.stderr, disable=None if enabled else True,
                 dynamic_ncols=True, mininterval=0.5)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
+from typing import Protocol
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,15 @@ class ObjectRef:
         return f"s3://{self.bucket}/{self.key}" if self.bucket is not None else self.key
 
 
-class Status(str, Enum):
+class BinaryStream(Protocol):
+    """What the pipeline needs of an opened object: read it in pieces, then close it."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class Status(StrEnum):
     INGESTED = "ingested"
     SKIPPED = "skipped"
     FAILED = "failed"

@@ -43,7 +43,7 @@ def normalize(record: dict[str, Any], source: ObjectRef | None, catalog: Catalog
     if read_only is not None:
         event["read_only"] = read_only
     event["outcome"] = "failure" if record.get("errorCode") or record.get("errorMessage") else "success"
-    identity = record.get("userIdentity") if isinstance(record.get("userIdentity"), dict) else {}
+    identity = _mapping(record.get("userIdentity"))
     account = record.get("recipientAccountId") or identity.get("accountId")
     if account:
         event["account_id"] = str(account)
@@ -68,9 +68,9 @@ def normalize(record: dict[str, Any], source: ObjectRef | None, catalog: Catalog
 
 def normalize_actor(identity: dict[str, Any]) -> dict[str, Any]:
     """userIdentity -> the actor map; `name` is who a person would say did it."""
-    context = identity.get("sessionContext") if isinstance(identity.get("sessionContext"), dict) else {}
-    issuer = context.get("sessionIssuer") if isinstance(context.get("sessionIssuer"), dict) else {}
-    attributes = context.get("attributes") if isinstance(context.get("attributes"), dict) else {}
+    context = _mapping(identity.get("sessionContext"))
+    issuer = _mapping(context.get("sessionIssuer"))
+    attributes = _mapping(context.get("attributes"))
     actor = {
         "type": identity.get("type"),
         "arn": identity.get("arn"),
@@ -100,6 +100,10 @@ def iso_utc(value: Any) -> str:
         moment = moment.replace(tzinfo=UTC)
     text = moment.astimezone(UTC).isoformat()
     return text.removesuffix("+00:00") + "Z"
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _read_only(record: dict[str, Any], catalog: Catalog, source: str, name: str) -> bool | None:

@@ -10,17 +10,17 @@ import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 from core.catalog import Catalog, load_catalog
 from core.errors import IngestError, TooLarge
-from core.model import ObjectRef, Outcome, Status
+from core.model import BinaryStream, ObjectRef, Outcome, Status
 from core.normalize import Event, InvalidRecord, normalize
 from core.selection import Selection
 from core.store import EventStore, event_items
 from core.trailfile import FileKind, RecordScan, classify_key, decompressed_chunks
 
-Opener = Callable[[ObjectRef], IO[bytes]]
+Opener = Callable[[ObjectRef], BinaryStream]
 WRITE_BUFFER = 100
 """Items buffered before a write: a file with many matches is written as it is read."""
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import IngestError, SourceError, TransientError
-from core.model import ObjectRef
+from core.model import BinaryStream, ObjectRef
 from core.store import is_transient
 
 _NOT_YET_READABLE = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -26,7 +26,7 @@ class S3Source:
     def __init__(self, client: Any) -> None:
         self.client = client
 
-    def open(self, ref: ObjectRef) -> IO[bytes]:
+    def open(self, ref: ObjectRef) -> BinaryStream:
         try:
             response = self.client.get_object(Bucket=ref.bucket, Key=ref.key)
         except (ClientError, BotoCoreError) as exc:
@@ -50,9 +50,9 @@ class S3Source:
 class LocalSource:
     """Local files and folders, for the CLI and the tests: the key is the path."""
 
-    def open(self, ref: ObjectRef) -> IO[bytes]:
+    def open(self, ref: ObjectRef) -> BinaryStream:
         try:
-            return open(ref.key, "rb")  # noqa: SIM115 - the pipeline closes it
+            return open(ref.key, "rb")
         except FileNotFoundError as exc:
             raise SourceError(f"no such file: {ref.key}") from exc
         except OSError as exc:

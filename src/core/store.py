@@ -94,8 +94,7 @@ def restore(item: Item) -> Item:
     for name in _BULKY:
         packed = event.pop(f"{name}_zlib", None)
         if packed is not None:
-            raw = packed.value if isinstance(packed, Binary) else packed
-            event[name] = json.loads(zlib.decompress(raw), parse_float=Decimal)
+            event[name] = json.loads(zlib.decompress(_bytes(packed)), parse_float=Decimal)
     return event
 
 
@@ -242,6 +241,11 @@ def _batches(items: Iterable[Item], size: int) -> Iterator[list[Item]]:
 
 def _estimated_size(item: Item) -> int:
     return len(json.dumps(item, default=str, separators=(",", ":")))
+
+
+def _bytes(value: Any) -> bytes:
+    """A Binary read back from DynamoDB (or plain bytes) as bytes."""
+    return bytes(value)
 
 
 def _now() -> str:

@@ -17,11 +17,12 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from enum import Enum
-from typing import IO, Any
+from typing import Any
 
 from isal import isal_zlib
 
 from core.errors import BadTrailFile, TooLarge
+from core.model import BinaryStream
 
 READ_SIZE = 1 << 20
 """Compressed bytes read at a time."""
@@ -69,7 +70,7 @@ def classify_key(key: str, size: int | None = None, *, json_lines: bool = False)
     return kind
 
 
-def decompressed_chunks(stream: IO[bytes], max_bytes: int) -> Iterator[bytes]:
+def decompressed_chunks(stream: BinaryStream, max_bytes: int) -> Iterator[bytes]:
     """The object's bytes, gunzipped when they start with the gzip magic, in chunks of CHUNK_SIZE at most.
 
     Raises TooLarge as soon as the output passes max_bytes (a gzip bomb never fills memory), and
@@ -82,14 +83,14 @@ def decompressed_chunks(stream: IO[bytes], max_bytes: int) -> Iterator[bytes]:
     yield from _capped(_gunzip(first, stream), max_bytes)
 
 
-def _plain_blocks(first: bytes, stream: IO[bytes]) -> Iterator[bytes]:
+def _plain_blocks(first: bytes, stream: BinaryStream) -> Iterator[bytes]:
     block = first
     while block:
         yield block
         block = stream.read(CHUNK_SIZE)
 
 
-def _gunzip(first: bytes, stream: IO[bytes]) -> Iterator[bytes]:
+def _gunzip(first: bytes, stream: BinaryStream) -> Iterator[bytes]:
     inflater = isal_zlib.decompressobj(wbits=31)
     block = first
     try:
@@ -108,7 +109,7 @@ def _gunzip(first: bytes, stream: IO[bytes]) -> Iterator[bytes]:
                 block = rest
                 continue
             block = stream.read(READ_SIZE)
-    except isal_zlib.error as exc:
+    except isal_zlib.error as exc:  # type: ignore[misc]
         raise BadTrailFile(f"corrupt gzip data: {exc}") from exc
     if not inflater.eof:
         raise BadTrailFile("truncated gzip data: the stream ends before the gzip trailer")
@@ -183,7 +184,7 @@ class RecordScan:
             _check_utf8(data[:end], offset)
         self.records += data.count(RECORD_START, 0, end)
         if self.needles is None:
-            starts = _positions(data, RECORD_START, 0, end)
+            starts = list(_positions(data, RECORD_START, 0, end))
         else:
             starts = sorted({data.rfind(RECORD_START, 0, pos + 1)
                              for needle in self.needles for pos in _positions(data, needle, 0, end)})
@@ -222,7 +223,7 @@ class RecordScan:
             if event != "start_map":
                 raise BadTrailFile("not a CloudTrail log file: the top level is not a JSON object")
             seen_records = False
-            for prefix, event, value in events:
+            for prefix, event, _ in events:
                 if prefix == "Records" and event != "start_array" and not seen_records:
                     raise BadTrailFile(f"no Records list: Records is {_json_kind(event)}")
                 if prefix == "Records" and event == "start_array":

@@ -51,8 +51,8 @@ def pipeline() -> Pipeline:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if is_sqs_event(event):
-        return process_partial_response(event=event, record_handler=handle_message,
-                                        processor=processor, context=context)
+        return dict(process_partial_response(event=event, record_handler=handle_message,
+                                             processor=processor, context=context))
     ingest_all(refs_from_s3_event(event))
     return {"batchItemFailures": []}
 
