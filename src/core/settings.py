@@ -31,7 +31,8 @@ class Settings:
         return cls(
             table_name=table_name,
             event_sources=parse_event_sources(env.get("EVENT_SOURCES", "")),
-            max_decompressed_bytes=_positive_int(env, "MAX_DECOMPRESSED_BYTES", DEFAULT_MAX_DECOMPRESSED_BYTES),
+            max_decompressed_bytes=_positive_int(env, "MAX_DECOMPRESSED_BYTES", DEFAULT_MAX_DECOMPRESSED_BYTES,
+                                                 minimum=1),
             retention_days=_positive_int(env, "RETENTION_DAYS", 0) or None,
         )
 
@@ -44,13 +45,15 @@ def parse_event_sources(text: str) -> frozenset[str] | None:
     if text.lower() == "all":
         return None
     sources = frozenset(part.strip() for part in text.split(",") if part.strip())
+    if not sources:
+        raise SettingsError(f"EVENT_SOURCES={text!r} names no eventSource: leave it unset for the OpsWorks defaults")
     for source in sources:
         if not source.endswith(".amazonaws.com"):
             raise SettingsError(f"EVENT_SOURCES: {source!r} is not an eventSource such as opsworks.amazonaws.com")
     return sources
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -58,6 +61,6 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a whole number") from None
-    if value < 0:
-        raise SettingsError(f"{name}={raw!r} must not be negative")
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
     return value
