@@ -36,9 +36,11 @@ def normalize(record: dict[str, Any], source: ObjectRef | None, catalog: Catalog
         value = record.get(field)
         if value is not None and value != "":
             event[name] = value
-    event_source = str(record.get("eventSource", ""))
-    event_name = str(record.get("eventName", ""))
-    event["service"] = _SERVICE_NAMES.get(event_source) or event_source.removesuffix(".amazonaws.com")
+    event_source = str(record.get("eventSource") or "")
+    event_name = str(record.get("eventName") or "")
+    service = _SERVICE_NAMES.get(event_source) or event_source.removesuffix(".amazonaws.com")
+    if service:  # an Insights record has no eventSource: no service rather than an empty string
+        event["service"] = service
     read_only = _read_only(record, catalog, event_source, event_name)
     if read_only is not None:
         event["read_only"] = read_only
