@@ -4,7 +4,8 @@
 #
 # The SAM CLI and checkov have heavy pinned dependencies, so they live in their own venv under
 # .cache/ (made on first use), not in the project's .venv. cfn-lint and aws-sam-translator come from
-# the project's .venv (the `dev` extra), where the tests use them too.
+# the project's .venv (the `dev` extra), where the tests use them too; $(STAMP), when the top-level
+# Makefile defines it, builds that .venv first.
 
 SAM_CLI_VERSION   ?= 1.170.0
 CHECKOV_VERSION   ?= 3.2.459
@@ -35,10 +36,10 @@ $(SAM_TOOLS_STAMP):
 	    "aws-sam-cli==$(SAM_CLI_VERSION)" "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
-build: $(SAM_TOOLS_STAMP) ## Build the Lambda package (arm64 wheels, no Docker) into .aws-sam/build
+build: $(SAM_TOOLS_STAMP) $(STAMP) ## Build the Lambda package (arm64 wheels, no Docker) into .aws-sam/build
 	PIP="$(abspath $(STACK_PYTHON)) -m pip" $(SAM) build --template-file template.yaml
 
-validate: $(SAM_TOOLS_STAMP) ## sam validate --lint, cfn-lint on the SAM and translated templates, checkov
+validate: $(SAM_TOOLS_STAMP) $(STAMP) ## sam validate --lint, cfn-lint on the SAM and translated templates, checkov
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(STACK_LINT_REGION)} $(SAM) validate --lint --template-file template.yaml
 	$(STACK_PYTHON) tests/template_schema.py $(STACK_TRANSLATED)
 	$(STACK_CFN_LINT) --regions $(STACK_LINT_REGION) -- template.yaml $(STACK_TRANSLATED)

@@ -68,7 +68,7 @@ _CfnLoader.add_constructor("!Condition", _intrinsic("Condition"))
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The SAM template as plain dicts and lists, with intrinsic functions in their long form."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(handle, Loader=_CfnLoader)
 
 
 def table_definition_from_template(template: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,9 +124,10 @@ def translate_template(
     sam = copy.deepcopy(template if template is not None else load_template())
     for resource in sam.get("Resources", {}).values():
         props = resource.get("Properties") or {}
-        if resource.get("Type") == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
-            if not props["CodeUri"].startswith("s3://"):
-                props["CodeUri"] = f"s3://{PACKAGED_CODE_BUCKET}/{PACKAGED_CODE_KEY}"
+        code_uri = props.get("CodeUri")
+        is_function = resource.get("Type") == "AWS::Serverless::Function"
+        if is_function and isinstance(code_uri, str) and not code_uri.startswith("s3://"):
+            props["CodeUri"] = f"s3://{PACKAGED_CODE_BUCKET}/{PACKAGED_CODE_KEY}"
 
     previous_region = ArnGenerator.BOTO_SESSION_REGION_NAME
     ArnGenerator.BOTO_SESSION_REGION_NAME = region
