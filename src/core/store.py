@@ -4,6 +4,8 @@ Keys (see README, "Table design"):
 - event           pk=EVENT#<event_id>        sk=EVENT            + GSI keys: by_actor, by_account, failed, writes
 - resource link   pk=RES#<type>#<id>         sk=<time>#<event_id> (a copy of the event, no GSI keys)
 - file state      pk=FILE#<bucket>/<key>     sk=FILE              (+ failed_pk when it failed permanently)
+- relation        pk=RES#stack|server#<id>   sk=CHILD#<type>#<id> (a layer, instance, backup... it owns)
+- account         pk=ACCOUNTS                sk=<account_id>      (the accounts the indexes are keyed by)
 Every key is derived from the event or the object, so writing the same thing twice overwrites it with
 itself: a redelivered file or an event seen in two files stays one item.
 """
@@ -16,10 +18,10 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, DecimalException
 from typing import Any
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import TransientError
@@ -55,8 +57,7 @@ def event_items(event: Item, retention_days: int | None = None) -> list[Item]:
     """The main item of an event and one link item per resource it touched."""
     time_sk = f"{event['event_time']}#{event['event_id']}"
     main = dict(event, pk=f"EVENT#{event['event_id']}", sk="EVENT", time_sk=time_sk)
-    actor = event.get("actor", {})
-    actor_key = actor.get("session_issuer_arn") or actor.get("arn") or actor.get("invoked_by")
+    actor_key = actor_partition(event.get("actor", {}))
     if actor_key:
         main["actor_pk"] = actor_key
     if event.get("account_id"):
@@ -73,7 +74,47 @@ def event_items(event: Item, retention_days: int | None = None) -> list[Item]:
              **({"expires_at": main["expires_at"]} if "expires_at" in main else {}))
         for resource in event.get("resources", [])
     ]
-    return [fit(item) for item in (main, *links)]
+    return [fit(item) for item in (main, *links)] + relation_items(event)
+
+
+PARENT_TYPES = {"stack": frozenset({"layer", "instance", "app", "deployment", "command", "volume", "raid-array"}),
+                "server": frozenset({"backup"})}
+"""Resources owned by one stack or server, with ids OpsWorks made: an event naming one belongs to its parent.
+External resources (Elastic IPs, load balancers, RDS, ECS clusters) move between stacks, and node names
+repeat across servers (every node call also names its server), so they are left out."""
+ACCOUNTS_PK = "ACCOUNTS"
+"""The registry of accounts seen: the `failed`, `writes` and `by_account` indexes are keyed by account."""
+
+
+def relation_items(event: Item) -> list[Item]:
+    """Parent -> child items learnt from an event naming both (CreateLayer names the stack and the layer),
+    so a stack's events include those naming only its layer; and the event's account in the registry."""
+    resources = {(r["type"], r["id"]) for r in event.get("resources", [])}
+    items = [{"pk": f"RES#{ptype}#{pid}", "sk": f"CHILD#{ctype}#{cid}", "child_type": ctype, "child_id": cid}
+             for ptype, pid in sorted(resources) if ptype in PARENT_TYPES
+             for ctype, cid in sorted(resources) if ctype in PARENT_TYPES[ptype]]
+    if event.get("account_id"):
+        items.append({"pk": ACCOUNTS_PK, "sk": str(event["account_id"])})
+    return items
+
+
+def actor_partition(actor: Item) -> str | None:
+    """by_actor key: the role behind an assumed-role session (every session of it), else the identity."""
+    if actor.get("type") == "AssumedRole" and actor.get("session_issuer_arn"):
+        return principal_key(str(actor["session_issuer_arn"]))
+    key = actor.get("arn") or actor.get("invoked_by")
+    return principal_key(str(key)) if key else None
+
+
+def principal_key(arn: str) -> str:
+    """A role's ARN without its path (role names are unique in an account; session ARNs carry no path):
+    arn:aws:iam::1:role/service-role/R and arn:aws:sts::1:assumed-role/R/session both give
+    arn:aws:iam::1:role/R. Any other ARN is its own key."""
+    head, sep, resource = arn.partition(":role/") if ":iam::" in arn else arn.partition(":assumed-role/")
+    if not sep:
+        return arn
+    name = resource.rsplit("/", 1)[-1] if sep == ":role/" else resource.split("/", 1)[0]
+    return f"{head.replace(':sts::', ':iam::')}:role/{name}"
 
 
 def fit(item: Item) -> Item:
@@ -83,9 +124,22 @@ def fit(item: Item) -> Item:
     fitted = dict(item)
     for name in _BULKY:
         if name in fitted:
-            payload = json.dumps(fitted.pop(name), default=str, separators=(",", ":")).encode()
+            payload = json.dumps(fitted.pop(name), default=_json_number, separators=(",", ":")).encode()
             fitted[f"{name}_zlib"] = Binary(zlib.compress(payload, 9))
+    packed = {k: v for k, v in fitted.items() if isinstance(v, Binary)}
+    unpacked = {k: v for k, v in fitted.items() if k not in packed}
+    if _estimated_size(unpacked) + sum(len(_bytes(v)) for v in packed.values()) > MAX_ITEM_BYTES:
+        # incompressible: keep the event, say what was left out
+        fitted["omitted_compressed_bytes"] = {
+            name: len(_bytes(fitted.pop(f"{name}_zlib"))) for name in _BULKY if f"{name}_zlib" in fitted}
     return fitted
+
+
+def _json_number(value: Any) -> Any:
+    """Decimals (how the reader parses JSON numbers) stay numbers in compressed parameters, not strings."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return str(value)
 
 
 def restore(item: Item) -> Item:
@@ -94,7 +148,7 @@ def restore(item: Item) -> Item:
     for name in _BULKY:
         packed = event.pop(f"{name}_zlib", None)
         if packed is not None:
-            event[name] = json.loads(zlib.decompress(_bytes(packed)), parse_float=Decimal)
+            event[name] = json.loads(zlib.decompress(_bytes(packed)), parse_float=Decimal, parse_int=Decimal)
     return event
 
 
@@ -200,9 +254,17 @@ def deserialize(item: dict[str, Any]) -> Item:
 
 
 def _dynamo_value(value: Any) -> Any:
-    """DynamoDB has no float and no empty sets; floats become Decimal (json floats are parsed as Decimal)."""
+    """DynamoDB has no float and no empty sets; floats become Decimal (json floats are parsed as Decimal).
+    A number DynamoDB cannot hold (over 38 digits, out of range, NaN) is kept as its text rather than
+    failing the whole batch on every retry."""
     if isinstance(value, float):
-        return Decimal(str(value))
+        value = Decimal(str(value))
+    if isinstance(value, Decimal):
+        try:
+            DYNAMODB_CONTEXT.create_decimal(value)
+        except (DecimalException, TypeError):
+            return str(value)
+        return value if value.is_finite() else str(value)
     if isinstance(value, dict):
         return {k: _dynamo_value(v) for k, v in value.items()}
     if isinstance(value, list):
