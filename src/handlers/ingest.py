@@ -1,7 +1,11 @@
 """Lambda entry point: turn a trigger into object refs, and Outcomes into the trigger's reply.
 
-S3 notifications invoke it directly (a transient failure raises, so Lambda retries the event) or
-through SQS (only the messages whose objects failed transiently are reported in batchItemFailures).
+- SQS (S3 notifications, SNS envelopes, CloudTrail's notification, EventBridge events as bodies):
+  only the messages whose objects failed transiently are reported in batchItemFailures.
+- S3 Batch Operations: one result per task, Succeeded / TemporaryFailure / PermanentFailure.
+- Direct (S3, SNS or EventBridge invoking the function): a transient failure raises, so Lambda
+  retries the event.
+Which shape is which, and how keys are decoded, is core/triggers.py.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from core.selection import Selection
 from core.settings import Settings
 from core.sources import S3Source
 from core.store import EventStore
-from core.triggers import is_sqs_event, refs_from_message, refs_from_s3_event
+from core.triggers import (
+    Trigger,
+    UnknownMessage,
+    batch_response,
+    batch_result,
+    batch_tasks,
+    refs_from_event,
+    refs_from_message,
+    trigger_of,
+)
 from handlers.observability import logger, metrics, tracer
 
 s3_client = boto3.client("s3")
@@ -50,15 +63,45 @@ def pipeline() -> Pipeline:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if is_sqs_event(event):
+    trigger = trigger_of(event)
+    if trigger is Trigger.SQS:
         return dict(process_partial_response(event=event, record_handler=handle_message,
                                              processor=processor, context=context))
-    ingest_all(refs_from_s3_event(event))
+    if trigger is Trigger.BATCH_OPERATIONS:
+        return handle_batch_operations(event)
+    try:
+        refs = refs_from_event(event)
+    except UnknownMessage as exc:
+        report_unknown(exc, "direct invocation")
+        raise
+    ingest_all(refs)
     return {"batchItemFailures": []}
 
 
 def handle_message(record: SQSRecord) -> None:
-    ingest_all(refs_from_message(record.body))
+    """One SQS message. A body in no known shape raises, so it is retried and ends in the
+    dead-letter queue: kept where an operator sees it (an alarm watches the DLQ) rather than
+    acknowledged and lost. It is logged here with its reason and counted as UnknownMessages."""
+    try:
+        refs = refs_from_message(record.body)
+    except UnknownMessage as exc:
+        report_unknown(exc, f"SQS message {record.message_id}")
+        raise
+    ingest_all(refs)
+
+
+def handle_batch_operations(event: dict[str, Any]) -> dict[str, Any]:
+    """Every task of the invocation answered; a failure of one task never hides the others."""
+    results = []
+    for task in batch_tasks(event):
+        with logger.append_context_keys(task_id=task.task_id):
+            results.append(batch_result(task, ingest_one(task.ref)))
+    return batch_response(event, results)
+
+
+def report_unknown(exc: UnknownMessage, what: str) -> None:
+    logger.error(f"{what} announces no object in a known shape: {exc.reason}")
+    metrics.add_metric(name="UnknownMessages", unit=MetricUnit.Count, value=1)
 
 
 def ingest_all(refs: list[ObjectRef]) -> list[Outcome]:
