@@ -1,0 +1,260 @@
+"""Issue 7 benchmark: the trail reader against the naive handler and against decompression alone.
+
+Everything is timed in ONE run on the same generated files, interleaved (each repetition runs every
+method once) so a noisy machine slows all of them alike; the table shows medians. The pipeline runs
+through the CLI code path in-process (`cli.main.main(["ingest", "--dry-run", "--json", ...])`: all
+the work but the writes, no interpreter start-up). Peak memory and import time are measured in fresh
+subprocesses.
+
+    make bench            # full: 64 MB files, a 1 GiB file, 5 repetitions; writes bench/results.json
+    make bench QUICK=1    # small files for development; writes bench-data/results-quick.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from isal import isal_zlib  # noqa: E402
+
+from cli.main import main as cli_main  # noqa: E402
+from cli.synthetic import write_large_trail_file  # noqa: E402
+
+MB = 1 << 20
+SOURCES = ("opsworks.amazonaws.com", "opsworks-cm.amazonaws.com")
+MAX_BYTES = str(2 << 30)  # the default cap (512 MiB) would refuse the 1 GiB file
+TARGETS = {"skip_vs_naive": 15.0, "skip_vs_floor": 1.3, "match_vs_naive": 6.0, "peak_rss_mb": 128.0,
+           "import_ratio": 1.3}
+
+
+# -- the methods ------------------------------------------------------------------------------------
+
+
+def naive(path: Path) -> int:
+    """The handler this project replaces, written faithfully: the whole object in memory, then a loop."""
+    data = path.read_bytes()
+    records = json.loads(gzip.decompress(data))["Records"]
+    matched = 0
+    for record in records:
+        if record.get("eventSource") in SOURCES:
+            matched += 1
+    return matched
+
+
+def floor(module: Any, read_size: int) -> Callable[[Path], int]:
+    """Streaming decompression alone: read, inflate, drop the output."""
+    def run(path: Path) -> int:
+        inflater = module.decompressobj(wbits=31)
+        total = 0
+        with path.open("rb") as stream:
+            while block := stream.read(read_size):
+                total += len(inflater.decompress(block))
+        return total
+    return run
+
+
+def pipeline(path: Path) -> int:
+    """`opsworks-trail ingest --dry-run --json FILE`, in-process; returns `matched`."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = cli_main(["ingest", "--dry-run", "--json", "--no-progress", "--max-bytes", MAX_BYTES, str(path)])
+    summary = json.loads(out.getvalue())
+    if code or summary["failed_files"]:
+        raise SystemExit(f"the pipeline failed on {path}: {summary['failures']}")
+    return int(summary["matched"])
+
+
+# -- data -------------------------------------------------------------------------------------------
+
+
+def dataset(directory: Path, name: str, size: int, fraction: float, seed: int = 11) -> tuple[Path, dict[str, Any]]:
+    """A generated trail file, reused when one with the same parameters is already there."""
+    path, meta = directory / f"{name}.json.gz", directory / f"{name}.meta.json"
+    params = {"uncompressed_bytes": size, "opsworks_fraction": fraction, "seed": seed}
+    if path.exists() and meta.exists():
+        known = json.loads(meta.read_text())
+        if known.get("params") == params:
+            return path, known["stats"]
+    print(f"generating {path} ({size / MB:,.0f} MB, {fraction:.0%} OpsWorks) ...", file=sys.stderr)
+    stats = write_large_trail_file(path, uncompressed_bytes=size, opsworks_fraction=fraction, seed=seed)
+    info = {"params": params, "stats": {k: getattr(stats, k) for k in
+                                         ("records", "opsworks_records", "uncompressed_bytes", "compressed_bytes")}}
+    meta.write_text(json.dumps(info, indent=2))
+    return path, info["stats"]
+
+
+# -- measurements -----------------------------------------------------------------------------------
+
+
+def timed(methods: dict[str, tuple[Callable[[Path], int], Path]], repeat: int) -> dict[str, dict[str, Any]]:
+    """Interleaved repetitions; wall and CPU seconds of each, and the result of the last run."""
+    runs: dict[str, list[tuple[float, float]]] = {name: [] for name in methods}
+    results: dict[str, int] = {}
+    for _ in range(repeat):
+        for name, (method, path) in methods.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            results[name] = method(path)
+            runs[name].append((time.perf_counter() - wall, time.process_time() - cpu))
+    return {name: {"wall_median": statistics.median(w for w, _ in r), "wall_min": min(w for w, _ in r),
+                   "cpu_median": statistics.median(c for _, c in r), "runs": len(r), "result": results[name]}
+            for name, r in runs.items()}
+
+
+def peak_rss_mb(args: list[str]) -> float:
+    """Peak RSS (MB) of one child running `args`, through a wrapper whose only child it is."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL);"
+             " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", probe, *args], check=True, capture_output=True, text=True)
+    return int(out.stdout.strip()) / 1024  # ru_maxrss is in KiB on Linux
+
+
+def import_times(repeat: int) -> dict[str, Any]:
+    """Median import time (ms) in fresh interpreters, alternating the two, interpreter start-up excluded."""
+    env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", PYTHONPATH=str(ROOT / "src"))
+    snippets = {
+        "boto3_and_clients": "import boto3; boto3.client('s3'); boto3.client('dynamodb')",
+        "handler": "import handlers.ingest",
+    }
+    samples: dict[str, list[float]] = {k: [] for k in snippets}
+    for _ in range(repeat):
+        for name, code in snippets.items():
+            timer = f"import time; t = time.perf_counter(); {code}; print(time.perf_counter() - t)"
+            out = subprocess.run([sys.executable, "-c", timer], env=env, check=True, capture_output=True, text=True)
+            samples[name].append(float(out.stdout.strip()) * 1000)
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    return {"median_ms": medians, "samples_ms": samples,
+            "ratio": medians["handler"] / medians["boto3_and_clients"]}
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small files, fewer repetitions")
+    parser.add_argument("--repeat", type=int, help="repetitions (default 5, quick 3)")
+    parser.add_argument("--data", type=Path, default=ROOT / "bench-data")
+    parser.add_argument("--basis", choices=["cpu", "wall"], default="cpu",
+                        help="what the ratios compare: CPU seconds of this process (default: steadier on a "
+                             "shared machine) or wall-clock seconds; the table shows both")
+    parser.add_argument("--out", type=Path, help="results file (default bench/results.json; quick: bench-data/)")
+    args = parser.parse_args()
+    size, big = (8 * MB, 128 * MB) if args.quick else (64 * MB, 1 << 30)
+    repeat = args.repeat or (3 if args.quick else 5)
+    out = args.out or (args.data / "results-quick.json" if args.quick else ROOT / "bench" / "results.json")
+    args.data.mkdir(parents=True, exist_ok=True)
+    tag = f"{size // MB}mb"
+    skip, skip_stats = dataset(args.data, f"skip-{tag}", size, 0.0)
+    match, match_stats = dataset(args.data, f"match-{tag}", size, 0.01)
+    large, large_stats = dataset(args.data, f"large-{big // MB}mb", big, 0.01)
+
+    fastest_read = 64 << 10
+    methods = {
+        "naive/skip": (naive, skip), "naive/match": (naive, match),
+        "floor-isal/skip": (floor(isal_zlib, fastest_read), skip),
+        "floor-isal-1MiB/skip": (floor(isal_zlib, MB), skip),
+        "floor-zlib/skip": (floor(zlib, fastest_read), skip),
+        "floor-isal/match": (floor(isal_zlib, fastest_read), match),
+        "pipeline/skip": (pipeline, skip), "pipeline/match": (pipeline, match),
+    }
+    print(f"timing {len(methods)} methods x {repeat} interleaved runs ...", file=sys.stderr)
+    times = timed(methods, repeat)
+
+    cli = [str(Path(sys.executable).with_name("opsworks-trail")), "ingest", "--dry-run", "--json", "--no-progress"]
+    tiny = args.data / "tiny.json"
+    tiny.write_text('{"Records":[]}')
+    print("peak memory ...", file=sys.stderr)
+    baseline_rss = peak_rss_mb([*cli, str(tiny)])
+    started = time.perf_counter()
+    large_rss = peak_rss_mb([*cli, "--max-bytes", MAX_BYTES, str(large)])
+    large_seconds = time.perf_counter() - started
+    print("import time ...", file=sys.stderr)
+    imports = import_times(7 if not args.quick else 3)
+
+    basis = f"{args.basis}_median"
+
+    def ratio(a: str, b: str) -> float:
+        return float(times[a][basis] / times[b][basis])
+
+    checks = {
+        "skip_vs_naive": (ratio("naive/skip", "pipeline/skip"), ">=", TARGETS["skip_vs_naive"]),
+        "skip_vs_floor": (ratio("pipeline/skip", "floor-isal/skip"), "<=", TARGETS["skip_vs_floor"]),
+        "skip_vs_floor_zlib": (ratio("pipeline/skip", "floor-zlib/skip"), "<=", TARGETS["skip_vs_floor"]),
+        "match_vs_naive": (ratio("naive/match", "pipeline/match"), ">=", TARGETS["match_vs_naive"]),
+        "match_found_all": (float(times["pipeline/match"]["result"]), "==", float(match_stats["opsworks_records"])),
+        "peak_rss_mb": (large_rss, "<=", TARGETS["peak_rss_mb"]),
+        "import_ratio": (imports["ratio"], "<=", TARGETS["import_ratio"]),
+    }
+    passed = {k: (v >= t if op == ">=" else v <= t if op == "<=" else v == t) for k, (v, op, t) in checks.items()}
+
+    sizes = {"skip": skip_stats["uncompressed_bytes"], "match": match_stats["uncompressed_bytes"]}
+    print(f"\n{'method/file':22s} {'wall s':>7s} {'min s':>6s} {'cpu s':>6s} {'MB/s':>6s} "
+          f"{'vs naive':>13s} {'vs isal floor':>13s}  result")
+    print(f"{'':22s} {'median':>7s} {'':>6s} {'median':>6s} {'(cpu)':>6s} {'cpu / wall':>13s} {'cpu / wall':>13s}")
+    for name, t in times.items():
+        kind = name.split("/")[1]
+        naive_t, floor_t = times[f"naive/{kind}"], times[f"floor-isal/{kind}"]
+        mbps = sizes[kind] / MB / t["cpu_median"]
+        vs_naive = (f"{naive_t['cpu_median'] / t['cpu_median']:.1f}x / "
+                    f"{naive_t['wall_median'] / t['wall_median']:.1f}x")
+        vs_floor = (f"{t['cpu_median'] / floor_t['cpu_median']:.2f}x / "
+                    f"{t['wall_median'] / floor_t['wall_median']:.2f}x")
+        print(f"{name:22s} {t['wall_median']:7.3f} {t['wall_min']:6.3f} {t['cpu_median']:6.3f} {mbps:6.0f} "
+              f"{vs_naive:>13s} {vs_floor:>13s}  {t['result']:,}")
+    print(f"\nfiles: skip {skip_stats['records']:,} records, 0 OpsWorks; match {match_stats['records']:,} records, "
+          f"{match_stats['opsworks_records']:,} OpsWorks; {sizes['skip'] / MB:.0f} MB uncompressed, "
+          f"{skip_stats['compressed_bytes'] / MB:.1f} MB gzip")
+    print(f"peak RSS: {large_rss:.1f} MB reading {large_stats['uncompressed_bytes'] / MB:,.0f} MB "
+          f"({large_stats['opsworks_records']:,} OpsWorks) in {large_seconds:.1f} s as a subprocess; "
+          f"the same CLI on an empty file: {baseline_rss:.1f} MB")
+    m = imports["median_ms"]
+    print(f"import: handler {m['handler']:.0f} ms, boto3 + S3 and DynamoDB clients {m['boto3_and_clients']:.0f} ms "
+          f"(median of {len(imports['samples_ms']['handler'])} fresh interpreters)")
+    print(f"\ntargets (ratios of {args.basis} medians; floor = isal, 64 KiB reads, the fastest measured):")
+    for key, (value, op, target) in checks.items():
+        print(f"  {'PASS' if passed[key] else 'FAIL'}  {key:20s} {value:10.2f} {op} {target:g}")
+    if args.quick:
+        print("  (quick mode: small files; the targets are defined for 64 MB and 1 GiB)")
+
+    result = {
+        "quick": args.quick, "repeat": repeat, "ratio_basis": basis,
+        "timing": "medians of interleaved runs, in-process; cpu = time.process_time() of the bench process",
+        "machine": {"python": platform.python_version(), "platform": platform.platform(),
+                    "cpus": os.cpu_count(), "processor": _cpu_model(), "load_average": os.getloadavg()},
+        "files": {"skip": skip_stats, "match": match_stats, "large": large_stats},
+        "times": times, "peak_rss_mb": {"large": large_rss, "empty_file_baseline": baseline_rss,
+                                        "large_seconds": large_seconds},
+        "imports": imports,
+        "checks": {k: {"value": v, "op": op, "target": t, "pass": passed[k]} for k, (v, op, t) in checks.items()},
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
