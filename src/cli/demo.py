@@ -20,6 +20,8 @@ import boto3
 from cli.ingest import Summary, ingest_all
 from core.model import ObjectRef
 from core.pipeline import Pipeline
+from core.queries import EventQueries
+from core.report import build_report, render_html, render_text
 from core.selection import Selection
 from core.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
 from core.sources import LocalSource
@@ -65,9 +67,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"Ingested {summary.files} objects: {summary.skipped} skipped ({_reasons(summary)}), "
               f"{summary.failed} failed; {summary.records:,} records read, {summary.matched} OpsWorks "
               f"records matched.")
-        events = _events_by_account(store, manifest.accounts)
+        queries = EventQueries(client, table)
+        events = list(queries.all_events())
         print(f"The table holds {len(events)} distinct events (redelivered events are stored once).\n")
-        print_activity(events)
+        report = build_report(events)
+        print(render_text(report))
+        print_callers_and_failures(events, list(queries.failed()))
+        html = root.with_name(root.name + ".report.html")
+        html.write_text(render_html(report), encoding="utf-8")
+        print(f"\nThe same inventory as a page with timelines: {html}")
+        print("Ask more with opsworks-trail query / report against your own table, e.g. "
+              "`opsworks-trail query --stack ID --since 30d`.")
     finally:
         server.stop()
     return 1 if summary.failed else 0
@@ -77,45 +87,20 @@ def _reasons(summary: Summary) -> str:
     return ", ".join(f"{count} {reason}" for reason, count in summary.skip_reasons.most_common())
 
 
-def _events_by_account(store: EventStore, accounts: list[str]) -> list[dict[str, Any]]:
-    """Every stored event of these accounts, read back with a Query on the by_account index."""
-    from core.store import restore
-
-    events = []
-    for account in accounts:
-        for item in store.query(IndexName="by_account", KeyConditionExpression="account_pk = :a",
-                                ExpressionAttributeValues={":a": {"S": account}}):
-            events.append(restore(item))
-    return sorted(events, key=lambda e: (e["event_time"], e["event_id"]))
-
-
-def print_activity(events: list[dict[str, Any]]) -> None:
-    """Events per stack and server, who called what, and which calls failed."""
-    per_resource: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
-    for event in events:
-        for resource in event.get("resources", []):
-            if resource["type"] in ("stack", "server"):
-                per_resource[(resource["type"], resource["id"])].append(event)
-    print("Per stack and server")
-    print(f"  {'resource':<48} {'events':>6} {'writes':>6} {'failed':>6}  first activity → last activity")
-    for (rtype, rid), group in sorted(per_resource.items()):
-        writes = sum(1 for e in group if e.get("read_only") is False)
-        failed = sum(1 for e in group if e["outcome"] == "failure")
-        print(f"  {rtype + ' ' + rid:<48} {len(group):>6} {writes:>6} {failed:>6}  "
-              f"{group[0]['event_time']} → {group[-1]['event_time']}")
-    print("\nWho called what")
+def print_callers_and_failures(events: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+    """Who called what, and which calls failed: the two questions a retirement review asks first."""
+    print("Who called what")
     calls: dict[str, Counter[str]] = defaultdict(Counter)
     for event in events:
         actor = event.get("actor", {})
         who = f"{actor.get('name', '?')} ({actor.get('type', '?')})"
         calls[who][f"{event['service']}:{event['event_name']}"] += 1
     for who, actions in sorted(calls.items(), key=lambda kv: -sum(kv[1].values())):
-        listed = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in actions.most_common(6))
-        more = f", +{len(actions) - 6} more" if len(actions) > 6 else ""
-        print(f"  {who:<44} {sum(actions.values()):>4} calls: {listed}{more}")
-    failures = [e for e in events if e["outcome"] == "failure"]
-    print(f"\nFailed calls ({len(failures)})")
+        listed = ", ".join(f"{name} x{n}" if n > 1 else name for name, n in actions.most_common(5))
+        more = f", +{len(actions) - 5} more" if len(actions) > 5 else ""
+        print(f"  {who:<40} {sum(actions.values()):>4} calls: {listed}{more}")
+    print(f"\nFailed calls ({len(failures)}, from the failed-calls index)")
     for event in failures:
         actor = event.get("actor", {}).get("name", "?")
-        print(f"  {event['event_time']}  {event['event_name']:<28} {actor:<22} "
-              f"{event.get('error_code', '')}: {str(event.get('error_message', ''))[:60]}")
+        print(f"  {event['event_time']}  {event['event_name']:<24} {actor[:30]:<30} "
+              f"{event.get('error_code', '')}: {str(event.get('error_message', ''))[:50]}")
