@@ -20,12 +20,14 @@ STACK_CFN_LINT    ?= .venv/bin/cfn-lint
 STACK_TRANSLATED  ?= .aws-sam/translated.json
 # Which [ENV] table of samconfig.toml `make deploy` uses: make deploy STACK_CONFIG_ENV=attach
 STACK_CONFIG_ENV  ?= default
+# The deployed stack `make outputs` reads (stack_name in samconfig.toml).
+STACK_NAME        ?= opsworks-trail
 
 # Never send SAM CLI telemetry, from any target. Validation needs a Region name but no account.
 export SAM_CLI_TELEMETRY := 0
 STACK_LINT_REGION ?= us-east-1
 
-.PHONY: build validate deploy sam-tools
+.PHONY: build validate deploy outputs sam-tools
 
 sam-tools: $(SAM_TOOLS_STAMP) ## Install the SAM CLI and checkov into .cache/sam-venv (pinned)
 
@@ -49,3 +51,6 @@ validate: $(SAM_TOOLS_STAMP) $(STAMP) ## sam validate --lint, cfn-lint on the SA
 
 deploy: build ## Deploy with samconfig.toml (STACK_CONFIG_ENV=default|attach_eventbridge|attach_sns)
 	$(SAM) deploy --config-file samconfig.toml --config-env $(STACK_CONFIG_ENV)
+
+outputs: $(STAMP) ## Print the deployed stack's outputs, the ready-made backfill commands among them
+	$(STACK_PYTHON) -c 'import sys, boto3; stack = boto3.client("cloudformation").describe_stacks(StackName=sys.argv[1])["Stacks"][0]; print("\n".join(o["OutputKey"] + "\t" + o["OutputValue"] for o in stack.get("Outputs", [])))' $(STACK_NAME)

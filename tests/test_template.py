@@ -8,11 +8,14 @@ the other fails here rather than in a deployed account.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import fnmatch
 import importlib
 import io
 import json
 import re
+import shlex
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -341,15 +344,18 @@ def test_template_environment_is_what_core_settings_reads(sam: dict[str, Any]) -
     assert not missing, f"core/settings.py reads {sorted(missing)}, which template.yaml never sets"
 
 
-def test_the_role_allows_every_dynamodb_call_of_core_store(translated: dict[str, Any]) -> None:
+def test_the_role_allows_exactly_the_dynamodb_calls_of_core_store(translated: dict[str, Any]) -> None:
     source = STORE_SOURCE.read_text(encoding="utf-8")
-    calls = set(re.findall(r"\bclient\.(\w+)\(", source)) | set(re.findall(r'get_paginator\("(\w+)"\)', source))
+    # client.put_item(...) and client.get_item passed to a retry helper both count.
+    calls = set(re.findall(r"\bclient\.(\w+)\b", source)) | set(re.findall(r'get_paginator\("(\w+)"\)', source))
     calls.discard("get_paginator")
     actions = {"dynamodb:" + "".join(part.title() for part in call.split("_")) for call in calls}
     granted = set(_as_list(_role_statement(translated, "EventsTable")["Action"]))
 
-    assert actions, "core/store.py makes no DynamoDB call this test recognises"
+    assert {"dynamodb:BatchWriteItem", "dynamodb:Query"} <= actions, "the patterns here no longer match core/store.py"
     assert actions <= granted, f"core/store.py calls {sorted(actions - granted)} that the role does not allow"
+    # Least privilege: nothing granted that the code never calls (DeleteItem was, once).
+    assert granted <= actions, f"the role allows {sorted(granted - actions)}, which core/store.py never calls"
 
 
 def test_dynamodb_access_is_limited_to_the_events_table_and_its_indexes(translated: dict[str, Any]) -> None:
@@ -396,7 +402,7 @@ def test_no_policy_allows_wildcard_actions_or_any_resource(translated: dict[str,
 def test_no_role_carries_managed_policies(translated: dict[str, Any]) -> None:
     # SAM would attach AWSLambdaSQSQueueExecutionRole & co. (Resource "*") to a role it generates.
     roles = {k: r for k, r in translated["Resources"].items() if r["Type"] == "AWS::IAM::Role"}
-    assert set(roles) == {"IngestFunctionRole"}
+    assert set(roles) == {"IngestFunctionRole", "BatchOperationsRole"}
     assert all(not role["Properties"].get("ManagedPolicyArns") for role in roles.values())
 
 
@@ -430,3 +436,156 @@ def test_cfn_lint_reports_no_errors(form: str, translated: dict[str, Any]) -> No
     matches = lint(text, regions=[REGION])
     errors = [m for m in matches if m.rule.id.startswith("E")]
     assert not errors, "\n".join(f"{m.rule.id} line {m.linenumber}: {m.message}" for m in errors)
+
+
+# --- (e) undeliverable notifications and the descriptions -------------------------------------------
+
+
+def _statements(resource: dict[str, Any]) -> list[tuple[str | None, dict[str, Any]]]:
+    """(condition, statement) of a queue policy whose statements are each wrapped in an Fn::If."""
+    found = []
+    for statement in resource["Properties"]["PolicyDocument"]["Statement"]:
+        condition, when_true, when_false = statement["Fn::If"]
+        assert when_false == {"Ref": "AWS::NoValue"}
+        found.append((condition, when_true))
+    return found
+
+
+def test_undeliverable_notifications_go_to_the_dead_letter_queue(sam: dict[str, Any]) -> None:
+    dlq_arn = {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    # EventBridge: retries, then the DLQ instead of dropping the event after 24 h
+    target = sam["Resources"]["TrailObjectCreatedRule"]["Properties"]["Targets"][0]
+    assert target["DeadLetterConfig"] == {"Arn": dlq_arn}
+    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+    # SNS: the subscription's own redrive policy
+    subscription = sam["Resources"]["TrailTopicSubscription"]["Properties"]
+    assert subscription["RedrivePolicy"] == {"deadLetterTargetArn": dlq_arn}
+    # and the DLQ accepts them from this rule or this topic only
+    policy = sam["Resources"]["IngestDeadLetterQueuePolicy"]
+    assert policy["Properties"]["Queues"] == [{"Ref": "IngestDeadLetterQueue"}]
+    senders = {
+        condition: (s["Principal"]["Service"], s["Action"], s["Resource"], s["Condition"]["ArnEquals"]["aws:SourceArn"])
+        for condition, s in _statements(policy)
+    }
+    assert senders == {
+        "UseEventBridge": ("events.amazonaws.com", "sqs:SendMessage", dlq_arn,
+                           {"Fn::GetAtt": ["TrailObjectCreatedRule", "Arn"]}),
+        "UseSns": ("sns.amazonaws.com", "sqs:SendMessage", dlq_arn, {"Ref": "TrailTopicArn"}),
+    }
+
+
+def test_descriptions_name_every_delivery_path(sam: dict[str, Any]) -> None:
+    description = _function(sam)["Description"]
+    assert len(description) <= 256  # Lambda's limit
+    for shape in ("S3 event notifications", "SQS", "SNS", "CloudTrail", "EventBridge", "S3 Batch Operations"):
+        assert shape in description
+    alarm = sam["Resources"]["DeadLetterQueueAlarm"]["Properties"]["AlarmDescription"]
+    assert "no known shape" in alarm and "EventBridge" in alarm
+
+
+# --- (f) backfill through S3 Batch Operations ---------------------------------------------------------
+
+
+def _backfill_parser() -> argparse.ArgumentParser:
+    from cli import backfill
+
+    parser = argparse.ArgumentParser(prog="opsworks-trail")
+    backfill.add_parser(parser.add_subparsers(dest="command"))
+    return parser
+
+
+def _backfill_args(command: str) -> argparse.Namespace:
+    words = shlex.split(command)
+    assert words[:2] == ["opsworks-trail", "backfill"], command
+    return _backfill_parser().parse_args(words[1:])
+
+
+def test_batch_operations_resources_only_when_enabled(sam: dict[str, Any]) -> None:
+    batch = {"BackfillBucket", "BackfillBucketPolicy", "BatchOperationsRole"}
+    assert {k for k, r in sam["Resources"].items() if r.get("Condition") == "EnableBatchOperations"} == batch
+    assert sam["Parameters"]["EnableBatchOperations"]["Default"] == "false"
+    bucket = sam["Resources"]["BackfillBucket"]["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True)
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert bucket["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] > 0
+    deny = sam["Resources"]["BackfillBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert [s["Condition"] for s in deny if s["Effect"] == "Deny"] == [{"Bool": {"aws:SecureTransport": "false"}}]
+
+
+def test_batch_operations_role_reaches_what_backfill_writes_and_nothing_else() -> None:
+    from cli import backfill
+    from core.model import ObjectRef
+
+    role = translate_template(region=REGION)["Resources"]["BatchOperationsRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "batchoperations.s3.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    (policy,) = role["Policies"]
+    statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
+    assert set(statements) == {"InvokeIngestFunction", "ReadManifests", "WriteReports"}
+    assert statements["InvokeIngestFunction"]["Action"] == "lambda:InvokeFunction"
+    assert statements["InvokeIngestFunction"]["Resource"] == {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}
+    assert statements["ReadManifests"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
+    assert statements["WriteReports"]["Action"] == "s3:PutObject"
+
+    def pattern(sid: str) -> str:
+        resource = statements[sid]["Resource"]["Fn::Sub"]
+        assert resource.startswith("${BackfillBucket.Arn}/"), resource
+        return resource.removeprefix("${BackfillBucket.Arn}/")
+
+    # What backfill really writes and asks for, with its default --manifest-prefix and --report-bucket
+    # standing for --manifest-bucket, as the stack's BackfillWithBatchOperationsCommand runs it.
+    args = _backfill_args("opsworks-trail backfill s3://b/AWSLogs/ --batch-operations")
+    written: dict[str, Any] = {}
+
+    class S3:
+        def put_object(self, **kwargs: Any) -> dict[str, str]:
+            written.update(kwargs)
+            return {"ETag": '"0123"'}
+
+    class S3Control:
+        def create_job(self, **kwargs: Any) -> dict[str, str]:
+            written["job"] = kwargs
+            return {"JobId": "job-1"}
+
+    ref = ObjectRef("b", "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02/x_20240502T0000Z_y.json.gz")
+    backfill.start_batch_job(S3(), S3Control(), [ref], account_id="111122223333", role_arn="r",
+                             function_arn="f", report_bucket="backfill", manifest_bucket="backfill",
+                             prefix=args.manifest_prefix)
+    assert fnmatch.fnmatchcase(written["Key"], pattern("ReadManifests")), written["Key"]
+    report = written["job"]["Report"]
+    # S3 writes the report as <Prefix>/job-<id>/manifest.json and <Prefix>/job-<id>/results/*.csv
+    assert fnmatch.fnmatchcase(f"{report['Prefix']}/job-1/results/a.csv", pattern("WriteReports"))
+    assert not fnmatch.fnmatchcase(f"{report['Prefix']}/job-1/results/a.csv", pattern("ReadManifests"))
+    assert not fnmatch.fnmatchcase(written["Key"], pattern("WriteReports"))
+
+
+def test_batch_operations_stack_outputs_make_a_backfill_command(translated: dict[str, Any]) -> None:
+    with mock_aws():
+        outputs = _create_stack(translated, {"EnableBatchOperations": "true"})
+        # The command in the outputs is one backfill accepts, with every value from the other outputs
+        args = _backfill_args(outputs["BackfillWithBatchOperationsCommand"])
+        assert args.batch_operations
+        assert args.location == f"s3://{outputs['TrailBucketName']}/AWSLogs/"
+        assert args.role_arn == outputs["BatchOperationsRoleArn"]
+        assert args.function_arn == outputs["IngestFunctionArn"]
+        assert args.report_bucket == outputs["BackfillBucketName"]
+        assert args.account_id == outputs["AccountId"]
+        assert args.manifest_bucket is None  # so the manifest goes to the report bucket, where the role reads it
+        boto3.client("s3", region_name=REGION).head_bucket(Bucket=outputs["BackfillBucketName"])
+        role_name = outputs["BatchOperationsRoleArn"].rsplit("/", 1)[-1]
+        trust = boto3.client("iam", region_name=REGION).get_role(RoleName=role_name)["Role"]
+        assert trust["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+            "Service": "batchoperations.s3.amazonaws.com"}
+        queue = _backfill_args(outputs["BackfillWithQueueCommand"])
+        assert queue.queue_url == outputs["IngestQueueUrl"] and not queue.batch_operations
+
+
+def test_batch_operations_off_by_default(translated: dict[str, Any]) -> None:
+    with mock_aws():
+        outputs = _create_stack(translated, {})
+        assert not {"BatchOperationsRoleArn", "BackfillBucketName", "BackfillWithBatchOperationsCommand"} & set(outputs)
+        assert _backfill_args(outputs["BackfillWithQueueCommand"]).queue_url == outputs["IngestQueueUrl"]
+        roles = boto3.client("iam", region_name=REGION).list_roles()["Roles"]
+        assert not [r for r in roles if "batchoperations" in json.dumps(r.get("AssumeRolePolicyDocument", {}))]
