@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from cli import backfill, demo, ingest, query, report
+from cli import backfill, demo, failures, ingest, query, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     ingest.add_parser(commands)
     backfill.add_parser(commands)
+    failures.add_parsers(commands)
     query.add_parser(commands)
     report.add_parser(commands)
     demo.add_parser(commands)

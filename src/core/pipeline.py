@@ -23,6 +23,9 @@ from core.trailfile import FileKind, RecordScan, classify_key, decompressed_chun
 Opener = Callable[[ObjectRef], BinaryStream]
 WRITE_BUFFER = 100
 """Items buffered before a write: a file with many matches is written as it is read."""
+_RECORD_FAULTS = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError)
+"""A record of an unforeseen shape (an eventSource that is a list, ...) breaking the pure steps: a
+permanent fault of that record, recorded for `retry-failures` after a fix, never a retry loop."""
 
 
 @dataclass
@@ -81,18 +84,22 @@ class Pipeline:
             records = (scan.json_lines(chunks) if kind is FileKind.JSON_LINES
                        else scan.trail_records(chunks, lambda: self._reopen(ref)))
             for record in records:
-                if not self.selection.matches(record):
-                    continue
                 try:
+                    if not self.selection.matches(record):
+                        continue
                     event = normalize(record, ref, catalog, ingested_at)
+                    if event["event_id"] in seen:
+                        continue
+                    items = event_items(event, self.retention_days) if self.store is not None else []
                 except InvalidRecord as exc:
                     invalid.append(f"record {scan.records}: {exc}")
                     continue
-                if event["event_id"] in seen:
+                except _RECORD_FAULTS as exc:  # the same record fails the same way every time: permanent
+                    invalid.append(f"record {scan.records}: {type(exc).__name__} while normalizing it")
                     continue
                 seen.add(event["event_id"])
                 outcome.matched += 1
-                self._keep(outcome, event, buffer)
+                self._keep(outcome, event, items, buffer)
                 if len(buffer) >= WRITE_BUFFER:
                     outcome.written += self._flush(buffer)
         outcome.written += self._flush(buffer)
@@ -104,11 +111,11 @@ class Pipeline:
             self.store.mark_ingested(ref, records=outcome.records, matched=outcome.matched)
         return outcome
 
-    def _keep(self, outcome: Outcome, event: Event, buffer: list[dict[str, Any]]) -> None:
+    def _keep(self, outcome: Outcome, event: Event, items: list[dict[str, Any]],
+              buffer: list[dict[str, Any]]) -> None:
         if self.keep_events:
             outcome.items.append(event)
-        if self.store is not None:
-            buffer.extend(event_items(event, self.retention_days))
+        buffer.extend(items)
 
     def _flush(self, buffer: list[dict[str, Any]]) -> int:
         if self.store is None or not buffer:

@@ -23,4 +23,5 @@ class Selection:
         """The decision; the byte pre-filter only narrows what reaches it."""
         if not isinstance(record, dict):
             return False
-        return self.sources is None or record.get("eventSource") in self.sources
+        source = record.get("eventSource")
+        return self.sources is None or (isinstance(source, str) and source in self.sources)

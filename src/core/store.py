@@ -259,12 +259,12 @@ def _dynamo_value(value: Any) -> Any:
     failing the whole batch on every retry."""
     if isinstance(value, float):
         value = Decimal(str(value))
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal | int) and not isinstance(value, bool):
         try:
-            DYNAMODB_CONTEXT.create_decimal(value)
+            number = DYNAMODB_CONTEXT.create_decimal(value)
         except (DecimalException, TypeError):
             return str(value)
-        return value if value.is_finite() else str(value)
+        return value if number.is_finite() else str(value)
     if isinstance(value, dict):
         return {k: _dynamo_value(v) for k, v in value.items()}
     if isinstance(value, list):
