@@ -1,5 +1,8 @@
 # make bench: issue 7 performance targets (bench/bench.py). Data is generated once into bench-data/.
-.PHONY: bench
+.PHONY: bench bench-passes
 
 bench: $(STAMP) ## Time naive vs decompression floor vs pipeline; peak memory; import time (QUICK=1: small files)
 	$(PY) bench/bench.py $(if $(QUICK),--quick,)
+
+bench-passes: $(STAMP) ## Split the skip path's gap to the isal floor pass by pass (needs the files of a full `make bench`)
+	$(PY) bench/passes.py --sizes

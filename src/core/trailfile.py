@@ -3,9 +3,11 @@
 Almost every trail file holds no record of the selected sources, so the reader never parses a file it
 does not have to. CloudTrail writes compact JSON in which every record starts with `{"eventVersion":`;
 that byte sequence cannot occur inside a JSON string (its quotes would be escaped), so it marks record
-boundaries. The reader streams the decompressed bytes, looks for the selected sources' names as plain
+boundaries (or a nested object's first key: a record is parsed only after `},`, else the exact parser
+reads the file). The reader streams the decompressed bytes, looks for the selected sources' names as plain
 bytes (one SIMD search for their common prefix, chunk by chunk, without joining chunks), and parses
-only the records that contain one. Files in any other layout (pretty-printed, keys
+only the records that name one as their eventSource (`"eventSource":"opsworks.amazonaws.com"`; any
+other spelling of the key is read backwards, never missed). Files in any other layout (pretty-printed, keys
 in another order) go through an exact streaming parser (ijson). Memory stays bounded by the chunk size
 plus the largest single record, whatever the size of the file.
 """
@@ -39,6 +41,15 @@ CHUNK_SIZE = 512 << 10
 Half a MiB stays in the CPU cache between inflating it and scanning it (bench/bench.py)."""
 
 RECORD_START = b'{"eventVersion":'
+RECORD_KEY = RECORD_START[1:]
+"""Counted to count records: every CloudTrail record has this key once, first or not (a record written
+with other keys first is still counted), and the search runs faster without the brace (bench/passes.py)."""
+SOURCE_KEY = b'"eventSource":'
+"""How CloudTrail's compact layout puts the key before a source name: a needle found right after it is
+the record's own eventSource, not a look-alike naming OpsWorks as a caller or a parameter."""
+RECORD_SEPARATOR = b"},"
+"""What precedes every record but the first in the compact layout (no whitespace between records)."""
+_JSON_SPACE = frozenset(b" \t\r\n")
 _HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*')
 _TAIL = re.compile(r"\s*\]\s*\}\s*")
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -137,8 +148,10 @@ class RecordScan:
     """Iterates the records of one file that may match; counts every record it passes over.
 
     `needles` are byte strings of which a matching record must contain one (the quoted eventSource
-    values); None yields every record. The caller still applies the exact eventSource test: the
-    needles are only a pre-filter.
+    values); None yields every record. On the compact fast path a needle counts only as the value of
+    an eventSource key, so look-alikes are not parsed; the exact path and JSON lines yield every
+    record that contains a needle. The caller still applies the exact eventSource test: the needles
+    are only a pre-filter.
     """
 
     def __init__(self, needles: tuple[bytes, ...] | None) -> None:
@@ -164,7 +177,7 @@ class RecordScan:
             yield from self._exact(reopen())
             return
         try:
-            yield from self._compact(head[match.end():], iterator)
+            yield from self._compact(head[match.end():], iterator, match.end())
         except _NeedsExactParse:
             # Records already yielded come again: the pipeline drops repeated event ids within a file.
             self.records = 0
@@ -176,49 +189,64 @@ class RecordScan:
         if not stripped.startswith(b"{"):
             raise BadTrailFile("not JSON: the file does not start with '{'")
 
-    def _compact(self, first: bytes, rest: Iterator[bytes]) -> Iterator[Any]:
+    def _compact(self, first: bytes, rest: Iterator[bytes], base: int) -> Iterator[Any]:
         """Records split at every RECORD_START, chunk by chunk, each chunk scanned in place.
 
         Only the record across a chunk seam is copied (the carried tail plus the chunk's head); a chunk
         is never concatenated with what came before, and a record longer than a chunk is joined once.
+        `base` is the length of the file's head, so error offsets are file offsets. Each region is
+        passed the two bytes before it (b"" at the first record) to check where a candidate starts.
         """
         parts: list[bytes] = []  # the incomplete record(s) since the last RECORD_START
-        offset = 0  # decompressed bytes (after the head) before parts[0], for error messages
-        at = 0  # the same before the current chunk
+        offset = base  # decompressed bytes before parts[0], for error messages
+        at = base  # the same before the current chunk
+        tail = b""  # the last two bytes before the current chunk (b"": the first record comes next)
+        carried = b""  # the two bytes before parts[0]
         for chunk in itertools.chain((first,), rest):
             cut = _find(chunk, RECORD_START)
             if cut < 0:  # no record starts wholly inside: one long record, or a start across the seam
                 parts.append(chunk)
                 at += len(chunk)
+                tail = _last_two(tail, chunk, len(chunk))
                 continue
             last = chunk.rfind(RECORD_START)
             joint = b"".join(parts) + chunk[:cut] if parts else b""
             if not (chunk.isascii() and joint.isascii()):
                 _check_utf8(joint, offset)
                 _check_utf8(chunk[cut:last], at + cut)
-            yield from self._region(joint, 0, len(joint))
-            yield from self._region(chunk, cut, last)
+            yield from self._region(joint, 0, len(joint), carried)
+            yield from self._region(chunk, cut, last, tail)
             parts = [chunk[last:]]
+            carried = _last_two(tail, chunk, last)
             offset = at + last
             at += len(chunk)
+            tail = _last_two(tail, chunk, len(chunk))
         data = b"".join(parts)
         last = data.rfind(RECORD_START)
         if last > 0:  # a start across the last seam left two records in the carry
             _check_utf8(data[:last], offset)
-            yield from self._region(data, 0, last)
+            yield from self._region(data, 0, last, carried)
+            carried = _last_two(carried, data, last)
             data, offset = data[last:], offset + last
-        yield from self._final(data, offset)
+        yield from self._final(data, offset, carried)
 
-    def _region(self, data: bytes, lo: int, hi: int) -> Iterator[Any]:
-        """Complete records in data[lo:hi]: each starts with RECORD_START and ends with a comma."""
+    def _region(self, data: bytes, lo: int, hi: int, before: bytes) -> Iterator[Any]:
+        """Complete records in data[lo:hi]: each starts with RECORD_START and ends with a comma.
+
+        `before` holds the bytes just before data[0]. A candidate is parsed only where a record can
+        start: after `},`, or at the first record. Anywhere else (a nested object whose first key is
+        eventVersion, a second JSON document) the exact parser decides.
+        """
         if lo >= hi:
             return
-        self.records += _count(data, RECORD_START, lo, hi)
+        self.records += _count(data, RECORD_KEY, lo, hi)
         if self.needles is None:
             starts: Iterable[int] = _positions(data, RECORD_START, lo, hi)
         else:
             starts = self._candidates(data, lo, hi)
         for start in starts:
+            if not _after_separator(data, start, before):
+                raise _NeedsExactParse
             stop = _find(data, RECORD_START, start + 1, hi)
             piece = data[start:hi if stop < 0 else stop].rstrip()
             if not piece.endswith(b","):
@@ -226,17 +254,21 @@ class RecordScan:
             yield _parse_record(piece[:-1])
 
     def _candidates(self, data: bytes, lo: int, hi: int) -> list[int]:
-        """Starts of the records in data[lo:hi] that contain a needle, each once, in order.
+        """Starts of the records in data[lo:hi] that name a needle as their eventSource, each once, in order.
 
-        One pass looks for the needles' common prefix (b'"opsworks'); after a hit the search goes
-        on at the next record, so a record naming OpsWorks several times costs one look.
+        One pass looks for the needles' common prefix (b'"opsworks'); a hit counts when the needle is
+        the value of an eventSource key (_is_source_value), so look-alikes naming OpsWorks as a caller
+        or a parameter are not parsed. After a counted hit the search goes on at the next record.
         """
-        assert self.needles is not None
+        needles = self.needles
+        assert needles is not None
         starts: list[int] = []
         for probe in self._probes:
             pos = _find(data, probe, lo, hi)
             while pos >= 0:
-                if not any(data.startswith(n, pos) for n in self.needles):
+                key_at = pos - len(SOURCE_KEY)  # the compact layout's test inline: the rest is rare
+                compact = key_at >= lo and data.startswith(SOURCE_KEY, key_at)
+                if not (data.startswith(needles, pos) and (compact or _is_source_value(data, pos, lo))):
                     pos = _find(data, probe, pos + 1, hi)
                     continue
                 starts.append(data.rfind(RECORD_START, lo, pos + 1))
@@ -246,7 +278,7 @@ class RecordScan:
             return sorted(set(starts))
         return starts
 
-    def _final(self, carry: bytes, offset: int) -> Iterator[Any]:
+    def _final(self, carry: bytes, offset: int, before: bytes) -> Iterator[Any]:
         """The last record and the closing `]}`: parsed always, so a truncated file is caught."""
         try:
             text = carry.decode("utf-8")
@@ -259,7 +291,9 @@ class RecordScan:
         if _TAIL.fullmatch(text, end) is None:
             raise _NeedsExactParse
         self.records += 1
-        if self.needles is None or any(n in carry for n in self.needles):
+        if self.needles is None or self._candidates(carry, 0, len(carry)):
+            if not _after_separator(carry, 0, before):
+                raise _NeedsExactParse
             yield record
 
     def _exact(self, chunks: Iterable[bytes]) -> Iterator[Any]:
@@ -337,11 +371,57 @@ class _ChunkReader:
         return next(self._chunks, b"")
 
 
+def search_functions() -> tuple[Callable[..., int], Callable[..., int]]:
+    """The count and find the reader uses (stringzilla's, or the bytes methods without it), for bench/."""
+    return _count, _find
+
+
 def _positions(data: bytes, needle: bytes, start: int, end: int) -> Iterator[int]:
     pos = _find(data, needle, start, end)
     while pos >= 0:
         yield pos
         pos = _find(data, needle, pos + len(needle), end)
+
+
+def _is_source_value(data: bytes, pos: int, lo: int) -> bool:
+    """Whether the JSON string at data[pos] may be the value of an eventSource key (never a false no).
+
+    The compact layout's `"eventSource":` right before it answers at once. Otherwise the bytes are
+    read backwards: a string that is not after a colon is an array element or a key; after a colon,
+    the key decides, and a key with an escape in it, or anything unexpected, counts as a yes (the
+    record is parsed and the caller's exact test decides), so no whitespace or escaping can hide one.
+    """
+    key_at = pos - len(SOURCE_KEY)
+    if key_at >= lo and data.startswith(SOURCE_KEY, key_at):
+        return True
+    i = pos - 1
+    while i >= lo and data[i] in _JSON_SPACE:
+        i -= 1
+    if i < lo:
+        return True
+    if data[i] != 0x3A:  # ':'
+        return False
+    i -= 1
+    while i >= lo and data[i] in _JSON_SPACE:
+        i -= 1
+    if i < lo or data[i] != 0x22:  # '"'
+        return True
+    opening = data.rfind(b'"', lo, i)
+    if opening <= lo:
+        return True
+    key = data[opening + 1:i]
+    return key == b"eventSource" or b"\\" in key or data[opening - 1] == 0x5C  # '\\'
+
+
+def _last_two(before: bytes, data: bytes, end: int) -> bytes:
+    """The two bytes before data[end], reaching into `before` (the bytes before data) without copying data."""
+    return data[end - 2:end] if end >= 2 else (before + data[:end])[-2:]
+
+
+def _after_separator(data: bytes, start: int, before: bytes) -> bool:
+    """Whether the record at data[start] follows `},` (or is the file's first record: before == b"")."""
+    preceding = data[start - 2:start] if start >= 2 else (before + data[:start])[-2:]
+    return preceding == RECORD_SEPARATOR or preceding == b""
 
 
 def _common_prefix(needles: tuple[bytes, ...]) -> bytes:

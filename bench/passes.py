@@ -1,0 +1,124 @@
+"""Where the skip path's time goes: the reader against decompression alone, one pass at a time.
+
+`make bench` compares the whole pipeline with the isal floor; this splits the gap. Each variant runs
+in this process on the generated skip file (no OpsWorks record), interleaved, CPU-time medians:
+the floor, the reader's own bounded inflation, inflation plus each pass over every chunk (the ASCII
+test that spares the UTF-8 decode, the record count, the needle search), and the reader itself.
+`--sizes` adds the reader with other read/chunk sizes.
+
+    .venv/bin/python bench/passes.py [--file bench-data/skip-64mb.json.gz] [--repeat 9] [--sizes]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from isal import isal_zlib  # noqa: E402
+
+from core import trailfile  # noqa: E402
+from core.selection import Selection  # noqa: E402
+from core.trailfile import RECORD_KEY, RECORD_START, RecordScan, decompressed_chunks  # noqa: E402
+
+NO_CAP = 1 << 40
+SELECTION = Selection(frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"}))
+
+
+def variants(raw: bytes, sizes: bool) -> dict[str, Callable[[], object]]:
+    """The measured variants, each a function of no arguments over the same compressed bytes."""
+    count, find = trailfile.search_functions()
+    probe = RecordScan(SELECTION.needles)._probes[0]
+
+    def floor() -> None:
+        inflater, stream = isal_zlib.decompressobj(wbits=31), io.BytesIO(raw)
+        while block := stream.read(64 << 10):
+            inflater.decompress(block)
+
+    def inflate_then(work: Callable[[bytes], object]) -> Callable[[], None]:
+        def run() -> None:
+            for chunk in decompressed_chunks(io.BytesIO(raw), NO_CAP):
+                work(chunk)
+        return run
+
+    def search(chunk: bytes) -> None:
+        pos = find(chunk, probe)
+        while pos >= 0:
+            pos = find(chunk, probe, pos + 1)
+
+    def three(chunk: bytes) -> None:
+        chunk.isascii()
+        count(chunk, RECORD_KEY)
+        search(chunk)
+
+    def reader(read_size: int | None = None, chunk_size: int | None = None) -> Callable[[], None]:
+        def run() -> None:
+            saved = trailfile.READ_SIZE, trailfile.CHUNK_SIZE
+            trailfile.READ_SIZE, trailfile.CHUNK_SIZE = read_size or saved[0], chunk_size or saved[1]
+            try:
+                scan = RecordScan(SELECTION.needles)
+
+                def opened() -> Iterator[bytes]:
+                    return decompressed_chunks(io.BytesIO(raw), NO_CAP)
+
+                for _ in scan.trail_records(opened(), opened):
+                    pass
+            finally:
+                trailfile.READ_SIZE, trailfile.CHUNK_SIZE = saved
+        return run
+
+    measured: dict[str, Callable[[], object]] = {
+        "floor (isal, 64 KiB reads)": floor,
+        "inflate (512 KiB steps)": inflate_then(lambda chunk: None),
+        "  + isascii": inflate_then(bytes.isascii),
+        "  + count '{\"eventVersion\":'": inflate_then(lambda chunk: count(chunk, RECORD_START)),
+        "  + count '\"eventVersion\":'": inflate_then(lambda chunk: count(chunk, RECORD_KEY)),
+        f"  + find {probe.decode()!r}": inflate_then(search),
+        "  + the three passes": inflate_then(three),
+        "reader (RecordScan)": reader(),
+    }
+    if sizes:
+        for read_size, chunk_size in ((32 << 10, 256 << 10), (128 << 10, 1 << 20), (64 << 10, 1 << 20),
+                                      (128 << 10, 512 << 10)):
+            measured[f"reader {read_size >> 10} KiB / {chunk_size >> 10} KiB"] = reader(read_size, chunk_size)
+    return measured
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--file", type=Path, default=ROOT / "bench-data" / "skip-64mb.json.gz")
+    parser.add_argument("--repeat", type=int, default=9)
+    parser.add_argument("--sizes", action="store_true", help="also the reader with other read/chunk sizes")
+    args = parser.parse_args()
+    if not args.file.exists():
+        raise SystemExit(f"{args.file} is missing: `make bench` generates it")
+    raw = args.file.read_bytes()
+    measured = variants(raw, args.sizes)
+    runs: dict[str, list[float]] = {name: [] for name in measured}
+    for _ in range(args.repeat):
+        for name, run in measured.items():
+            started = time.process_time()
+            run()
+            runs[name].append(time.process_time() - started)
+    floor = statistics.median(runs["floor (isal, 64 KiB reads)"])
+    inflate = statistics.median(runs["inflate (512 KiB steps)"])
+    print(f"{args.file.name}: {len(raw) / (1 << 20):.1f} MB gzip; CPU ms, median of {args.repeat}; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'variant':34s} {'median':>7s} {'min':>7s} {'+ vs inflate':>12s} {'vs floor':>8s}")
+    for name, times in runs.items():
+        median = statistics.median(times)
+        print(f"{name:34s} {median * 1000:7.1f} {min(times) * 1000:7.1f} {(median - inflate) * 1000:+12.1f} "
+              f"{median / floor:7.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
