@@ -11,12 +11,10 @@ Which shape is which, and how keys are decoded, is core/triggers.py.
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.model import ObjectRef, Outcome, Status
@@ -37,9 +35,21 @@ from core.triggers import (
 )
 from handlers.observability import logger, metrics, tracer
 
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
 s3_client = boto3.client("s3")
 dynamodb_client = boto3.client("dynamodb")
-processor = BatchProcessor(event_type=EventType.SQS)
+
+
+@cache
+def sqs_processor() -> BatchProcessor:
+    """Built on the first SQS delivery: Powertools' batch module imports asyncio (~20 ms), which
+    direct and S3 Batch Operations (backfill) invocations never need."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.SQS)
 
 
 class RetryLater(Exception):
@@ -65,8 +75,10 @@ def pipeline() -> Pipeline:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     trigger = trigger_of(event)
     if trigger is Trigger.SQS:
+        from aws_lambda_powertools.utilities.batch import process_partial_response
+
         return dict(process_partial_response(event=event, record_handler=handle_message,
-                                             processor=processor, context=context))
+                                             processor=sqs_processor(), context=context))
     if trigger is Trigger.BATCH_OPERATIONS:
         return handle_batch_operations(event)
     try:
