@@ -101,7 +101,8 @@ def test_a_decompression_bomb_stops_at_the_cap_in_bounded_memory(tmp_path: Path,
     finally:
         tracemalloc.stop()
 
-    assert outcome.permanent and "cap of 33,554,432 bytes" in outcome.reason
+    # Refused by a cap: the file's (32 MiB here) or, for a bomb of blank space, the record cap that comes first.
+    assert outcome.permanent and "cap of" in outcome.reason
     assert peak < 24 << 20, f"peak {peak:,} bytes while inflating past a 32 MiB cap"
 
 
@@ -123,9 +124,6 @@ def _endless_record(head: bytes, inflated: int) -> bytes:
     return b"".join([*parts, compressor.flush()])
 
 
-@pytest.mark.xfail(strict=True, reason="trailfile defect reported to the lead: a record that never ends is carried "
-                                       "whole until the size cap, so memory grows to the cap (+512 MiB RSS at the "
-                                       "default); a per-record cap (CloudTrail records are far below 1 MiB) bounds it")
 def test_one_endless_record_is_refused_in_bounded_memory() -> None:
     data = _endless_record(b'{"Records":[{"eventVersion":"1.08","x":"', 48 << 20)
     tracemalloc.start()
@@ -138,9 +136,6 @@ def test_one_endless_record_is_refused_in_bounded_memory() -> None:
     assert peak < 24 << 20, f"peak {peak:,} bytes"
 
 
-@pytest.mark.xfail(strict=True, reason="trailfile defect reported to the lead: a never-ending record that does not "
-                                       "start with eventVersion takes time quadratic in its length (132 s at the "
-                                       "512 MiB default cap), enough to time out the whole SQS batch it arrives in")
 def test_one_endless_record_is_refused_in_linear_time() -> None:
     import time
 

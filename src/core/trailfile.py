@@ -37,6 +37,9 @@ READ_SIZE = 64 << 10
 """Compressed bytes read at a time: small enough that one read rarely inflates past CHUNK_SIZE, so the
 inflater seldom has to copy an unconsumed tail (measured: 1 MiB reads with 4 MiB chunks cost 1.5x)."""
 CHUNK_SIZE = 512 << 10
+MAX_RECORD_BYTES = 8 << 20
+"""No CloudTrail record comes near this (events are at most a few hundred KB); a longer one is refused, so
+one endless record can neither hold memory up to the file's size cap nor take the parsers quadratic time."""
 """Decompressed bytes handled at a time; with the carried partial record, the reader's working set.
 Half a MiB stays in the CPU cache between inflating it and scanning it (bench/bench.py)."""
 
@@ -206,6 +209,8 @@ class RecordScan:
             cut = _find(chunk, RECORD_START)
             if cut < 0:  # no record starts wholly inside: one long record, or a start across the seam
                 parts.append(chunk)
+                if at + len(chunk) - offset > MAX_RECORD_BYTES:
+                    raise _record_too_long(offset)
                 at += len(chunk)
                 tail = _last_two(tail, chunk, len(chunk))
                 continue
@@ -300,7 +305,8 @@ class RecordScan:
         """Every record (no pre-filter), through a streaming parser: any valid layout, exact errors."""
         import ijson  # loaded only for files not in CloudTrail's own compact layout
 
-        events = ijson.parse(_ChunkReader(chunks), use_float=False)
+        reader = _ChunkReader(chunks)
+        events = ijson.parse(reader, use_float=False)
         try:
             _, event, _ = next(events)
             if event == "start_array":
@@ -317,7 +323,9 @@ class RecordScan:
                     if event != "start_map":
                         raise BadTrailFile(f"record {self.records + 1} is {_json_kind(event)}, not an object")
                     self.records += 1
-                    yield _build(events)
+                    record = _build(events)
+                    reader.record_done()
+                    yield record
             if not seen_records:
                 raise BadTrailFile("no Records list: the JSON object has no Records key")
         except ijson.JSONError as exc:
@@ -334,6 +342,8 @@ class RecordScan:
         for chunk in chunks:
             lines = (carry + chunk).split(b"\n")
             carry = lines.pop()
+            if len(carry) > MAX_RECORD_BYTES:
+                raise _record_too_long(None)
             for line in lines:
                 line_no += 1
                 yield from self._line(line, line_no)
@@ -360,15 +370,29 @@ class _NeedsExactParse(Exception):
 
 
 class _ChunkReader:
-    """A read()-able view of a chunk iterator, for ijson."""
+    """A read()-able view of a chunk iterator, for ijson, that refuses an overlong record."""
 
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
+        self._since_record = 0  # bytes handed to the parser since the last complete record
 
     def read(self, size: int = -1) -> bytes:
         if size == 0:  # ijson probes with read(0) for bytes versus str
             return b""
-        return next(self._chunks, b"")
+        chunk = next(self._chunks, b"")
+        self._since_record += len(chunk)
+        if self._since_record > MAX_RECORD_BYTES + CHUNK_SIZE:  # one chunk of read-ahead allowed
+            raise _record_too_long(None)
+        return chunk
+
+    def record_done(self) -> None:
+        self._since_record = 0
+
+
+def _record_too_long(offset: int | None) -> BadTrailFile:
+    where = f" at byte {offset:,}" if offset is not None else ""
+    return BadTrailFile(f"no record ends within the cap of {MAX_RECORD_BYTES:,} bytes{where} (MAX_RECORD_BYTES): "
+                        "not a CloudTrail log file")
 
 
 def search_functions() -> tuple[Callable[..., int], Callable[..., int]]:
