@@ -90,28 +90,32 @@ def refs_from_event(event: Mapping[str, Any]) -> list[ObjectRef]:
 
 def refs_from_message(body: str) -> list[ObjectRef]:
     """The objects an SQS message body (or an SNS Message) announces."""
-    if body.strip() == CLOUDTRAIL_VALIDATION_MESSAGE:
+    message = _notification(body, "the message body")
+    if message is None:
         return []
-    try:
-        message = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise UnknownMessage(f"the message body is not JSON ({exc}): {body[:80]!r}") from exc
-    if not isinstance(message, dict):
-        raise UnknownMessage(f"the message body is a JSON {type(message).__name__}, not an object")
     if _is_sns_envelope(message):
         inner = message["Message"]
         if not isinstance(inner, str):
             raise UnknownMessage("the SNS envelope's Message is not a string")
-        if inner.strip() == CLOUDTRAIL_VALIDATION_MESSAGE:
+        message = _notification(inner, "the SNS Message")
+        if message is None:
             return []
-        try:
-            document = json.loads(inner)
-        except json.JSONDecodeError as exc:
-            raise UnknownMessage(f"the SNS Message is not JSON ({exc}): {inner[:80]!r}") from exc
-        if not isinstance(document, dict) or _is_sns_envelope(document):
+        if _is_sns_envelope(message):
             raise UnknownMessage("the SNS Message is not an S3 or CloudTrail notification object")
-        return refs_from_document(document)
     return refs_from_document(message)
+
+
+def _notification(text: str, what: str) -> dict[str, Any] | None:
+    """A message text as a JSON object; None for CloudTrail's validation message (nothing to ingest)."""
+    if text.strip() == CLOUDTRAIL_VALIDATION_MESSAGE:
+        return None
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UnknownMessage(f"{what} is not JSON ({exc}): {text[:80]!r}") from exc
+    if not isinstance(document, dict):
+        raise UnknownMessage(f"{what} is a JSON {type(document).__name__}, not an object")
+    return document
 
 
 def refs_from_document(document: Mapping[str, Any]) -> list[ObjectRef]:
