@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 
 from cli.backfill import (
-    Selection,
+    ListingCounts,
     Sent,
     delivery_day,
     enqueue,
@@ -69,7 +69,7 @@ def test_selection_keeps_log_files_of_the_days_asked_for_without_reading_them() 
         "AWSLogs/111122223333/CloudTrail-Digest/us-west-2/2024/05/02/x_CloudTrail-Digest_20240502T1215Z.json.gz",
         "AWSLogs/111122223333/CloudTrail/us-west-2/2024/05/02/renamed.json.gz",
     )]
-    counts = Selection()
+    counts = ListingCounts()
     kept = list(select(refs, date(2024, 5, 1), date(2024, 5, 3), counts))
     assert [r.key for r in kept] == [KEY]
     assert (counts.listed, counts.not_log_files, counts.outside_dates, counts.undated) == (5, 1, 2, 1)

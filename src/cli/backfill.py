@@ -93,7 +93,7 @@ def delivery_day(key: str) -> date | None:
 
 
 @dataclass
-class Selection:
+class ListingCounts:
     listed: int = 0
     not_log_files: int = 0
     outside_dates: int = 0
@@ -101,7 +101,7 @@ class Selection:
 
 
 def select(refs: Iterable[ObjectRef], since: date | None, until: date | None,
-           counts: Selection) -> Iterator[ObjectRef]:
+           counts: ListingCounts) -> Iterator[ObjectRef]:
     """The log files among refs whose delivery day is within [since, until], by key name only."""
     for ref in refs:
         counts.listed += 1
@@ -241,7 +241,7 @@ def run(args: argparse.Namespace) -> int:
             raise SystemExit(f"opsworks-trail backfill: --batch-operations needs {', '.join(missing)}")
     bucket, _, prefix = args.location.removeprefix("s3://").partition("/")
     s3 = boto3.client("s3")
-    counts = Selection()
+    counts = ListingCounts()
     refs = select(S3Source(s3).list(bucket, prefix, args.start_after), args.since, args.until, counts)
     try:
         if args.dry_run:
@@ -271,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _report(counts: Selection, files: int, last_key: str, what: str) -> None:
+def _report(counts: ListingCounts, files: int, last_key: str, what: str) -> None:
     print(f"{files} log files {what}; listed {counts.listed} keys: {counts.not_log_files} not log files, "
           f"{counts.outside_dates} outside the dates, {counts.undated} without a date in their name",
           file=sys.stderr)

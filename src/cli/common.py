@@ -12,12 +12,31 @@ from typing import Any
 import boto3
 from boto3.dynamodb.types import Binary
 
+from core.selection import Selection
+from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
+from core.store import json_number
+
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--table", default=os.environ.get("TABLE_NAME"),
                         help="the events table (default: $TABLE_NAME)")
     parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"),
                         help="DynamoDB endpoint, e.g. DynamoDB Local (default: $AWS_ENDPOINT_URL_DYNAMODB)")
+
+
+def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
+    """What the pipeline keeps and how large a file it reads: shared by ingest and retry-failures."""
+    parser.add_argument("--event-sources", default="",
+                        help="'all', or comma-separated eventSource values (default: OpsWorks and OpsWorks CM)")
+    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_DECOMPRESSED_BYTES,
+                        help="refuse a file that inflates past this many bytes")
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    try:
+        return Selection(parse_event_sources(args.event_sources))
+    except SettingsError as exc:
+        raise SystemExit(f"opsworks-trail: --event-sources: {exc}") from None
 
 
 def dynamodb_client(args: argparse.Namespace) -> Any:
@@ -37,7 +56,7 @@ def to_json(value: Any, **kwargs: Any) -> str:
 def json_default(value: Any) -> Any:
     """DynamoDB and the parser give Decimal; JSON wants int or float."""
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
+        return json_number(value)
     if isinstance(value, Binary):
         return _hex(value)
     if isinstance(value, set):

@@ -12,11 +12,10 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import add_table_arguments, dynamodb_client, s3_client, to_json
+from cli.common import add_selection_arguments, add_table_arguments, dynamodb_client, s3_client, selection_from, to_json
 from core.model import ObjectRef, Outcome, Status
 from core.pipeline import Pipeline
-from core.selection import Selection
-from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
+from core.report import aligned_columns
 from core.sources import S3Source
 from core.store import EventStore
 
@@ -35,10 +34,7 @@ def add_parsers(commands: Any) -> None:
                                             "a success replaces its failure state.")
     retry.add_argument("--dry-run", action="store_true",
                        help="read and check each file again, write nothing (the failures stay listed)")
-    retry.add_argument("--event-sources", default="",
-                       help="'all', or comma-separated eventSource values (default: OpsWorks and OpsWorks CM)")
-    retry.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_DECOMPRESSED_BYTES,
-                       help="refuse a file that inflates past this many bytes")
+    add_selection_arguments(retry)
     add_table_arguments(retry)
     retry.set_defaults(run=run_retry)
 
@@ -64,20 +60,14 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no permanent failures"
     cells = [[str(row.get(column) or "") for column in COLUMNS] for row in rows]
-    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(COLUMNS)]
-    widths[-1] = 0
-    return "\n".join("  ".join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
-                     for line in [[c.upper() for c in COLUMNS], *cells])
+    return "\n".join(aligned_columns([c.upper() for c in COLUMNS], cells))
 
 
 def run_retry(args: argparse.Namespace) -> int:
-    try:
-        sources = parse_event_sources(args.event_sources)
-    except SettingsError as exc:
-        raise SystemExit(f"opsworks-trail: --event-sources: {exc}") from None
+    selection = selection_from(args)
     store = EventStore(dynamodb_client(args), args.table)
     rows = failure_rows(store)  # read in full first: successes remove rows from the index being read
-    pipeline = Pipeline(open=S3Source(s3_client()).open, selection=Selection(sources),
+    pipeline = Pipeline(open=S3Source(s3_client()).open, selection=selection,
                         store=None if args.dry_run else store, max_decompressed_bytes=args.max_bytes)
     still_failing = 0
     for row in rows:

@@ -11,12 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli.common import add_table_arguments, dynamodb_client, s3_client, to_json
+from cli.common import add_selection_arguments, add_table_arguments, dynamodb_client, s3_client, selection_from, to_json
 from core.errors import IngestError
 from core.model import ObjectRef, Outcome, Status
 from core.pipeline import Pipeline
-from core.selection import Selection
-from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
 from core.sources import LocalSource, S3Source
 from core.store import EventStore
 
@@ -26,14 +24,11 @@ def add_parser(commands: Any) -> None:
                                  description=__doc__)
     parser.add_argument("paths", nargs="+", metavar="PATH|s3://bucket[/prefix]")
     parser.add_argument("--dry-run", action="store_true", help="read, select and normalize; write nothing")
-    parser.add_argument("--event-sources", default="",
-                        help="'all', or comma-separated eventSource values (default: OpsWorks and OpsWorks CM)")
     parser.add_argument("--format", choices=["none", "jsonl"], default="none",
                         help="jsonl: print each normalized event as one JSON line on stdout")
     parser.add_argument("--json", action="store_true", help="print a summary object on stdout at the end")
     parser.add_argument("--workers", type=int, default=4, help="objects read in parallel (default 4)")
-    parser.add_argument("--max-bytes", type=int, default=DEFAULT_MAX_DECOMPRESSED_BYTES,
-                        help="refuse a file that inflates past this many bytes")
+    add_selection_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_table_arguments(parser)
     parser.set_defaults(run=run)
@@ -70,10 +65,7 @@ class Summary:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        sources = parse_event_sources(args.event_sources)
-    except SettingsError as exc:
-        raise SystemExit(f"opsworks-trail: --event-sources: {exc}") from None
+    selection = selection_from(args)
     local, s3 = LocalSource(), None
     if any(p.startswith("s3://") for p in args.paths):
         s3 = S3Source(s3_client())
@@ -82,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     def open_object(ref: ObjectRef) -> Any:
         return local.open(ref) if ref.bucket is None else _need(s3).open(ref)
 
-    pipeline = Pipeline(open=open_object, selection=Selection(sources), store=store,
+    pipeline = Pipeline(open=open_object, selection=selection, store=store,
                         max_decompressed_bytes=args.max_bytes, json_lines=True,
                         keep_events=args.format == "jsonl")
     summary = Summary()

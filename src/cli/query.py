@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from cli.common import add_table_arguments, dynamodb_client, fail, to_json
 from core.queries import BadTime, Event, EventFilter, EventQueries, parse_when
+from core.report import aligned_columns
 
 COLUMNS = ("time", "service", "action", "outcome", "actor", "source_ip", "resources")
 CSV_COLUMNS = ("event_id", "event_time", "service", "event_name", "outcome", "error_code", "read_only",
@@ -114,11 +115,8 @@ def resources_text(event: Event) -> str:
 
 
 def write_table(rows: list[list[str]], header: Iterable[str], out: TextIO) -> None:
-    """Plain aligned columns; the last column is not padded (resources can be long)."""
-    titles = [h.replace("_", " ") for h in header]
-    widths = [max([len(t), *(len(r[i]) for r in rows)]) for i, t in enumerate(titles)]
-    for row in [titles, *rows]:
-        cells = [c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)] + [row[-1]]
-        out.write("  ".join(cells).rstrip() + "\n")
+    """Aligned columns; the last (resources, which can be long) is not padded."""
+    for line in aligned_columns([h.replace("_", " ") for h in header], rows):
+        out.write(line + "\n")
     if not rows:
         out.write("(no events)\n")

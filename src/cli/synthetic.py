@@ -1026,15 +1026,8 @@ def _clock(g: _Gen, frac: float) -> Callable[[], datetime]:
     return tick
 
 
-def _stack_story(
-    g: _Gen, account: str, region: str, name: str, fracs: Sequence[float], by: str
-) -> list[_Session]:
-    """CreateStack .. DeleteStack over seven sessions, by an automation role or a console person."""
-    rng = g.rng
-    src = "opsworks.amazonaws.com"
-    main = g.actor(account, by)
-    person = g.actor(account, "alice")
-    sessions: list[_Session] = []
+def _caller(g: _Gen, src: str, main: _Actor, region: str) -> Callable[..., Json]:
+    """A story's `call(session, tick, op, req, resp=None, *, ro, who, error)`: record one call in a session."""
 
     def call(
         s: _Session,
@@ -1050,6 +1043,21 @@ def _stack_story(
         rec = g.record(who or main, tick(), src, op, region, req, resp, read_only=ro, error=error)
         s.records.append(rec)
         return rec
+
+    return call
+
+
+def _stack_story(
+    g: _Gen, account: str, region: str, name: str, fracs: Sequence[float], by: str
+) -> list[_Session]:
+    """CreateStack .. DeleteStack over seven sessions, by an automation role or a console person."""
+    rng = g.rng
+    src = "opsworks.amazonaws.com"
+    main = g.actor(account, by)
+    person = g.actor(account, "alice")
+    sessions: list[_Session] = []
+
+    call = _caller(g, src, main, region)
 
     stack_id, layer_ids = g.uuid(), [g.uuid(), g.uuid()]
     instance_ids = [g.uuid() for _ in range(3)]
@@ -1356,20 +1364,7 @@ def _cm_story(
     chef = engine == "ChefAutomate"
     sessions: list[_Session] = []
 
-    def call(
-        s: _Session,
-        tick: Callable[[], datetime],
-        op: str,
-        req: Json | None,
-        resp: Json | None = None,
-        *,
-        ro: bool = False,
-        who: _Actor | None = None,
-        error: tuple[str, str] | None = None,
-    ) -> Json:
-        rec = g.record(who or main, tick(), src, op, region, req, resp, read_only=ro, error=error)
-        s.records.append(rec)
-        return rec
+    call = _caller(g, src, main, region)
 
     admin = "CHEF_AUTOMATE_ADMIN_PASSWORD" if chef else "PUPPET_ADMIN_PASSWORD"
     req_attrs = [{"name": admin, "value": g.secret()}]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
@@ -55,3 +56,8 @@ class Outcome:
     def retry(self) -> bool:
         """A transient failure: the trigger should deliver this object again."""
         return self.status is Status.FAILED and not self.permanent
+
+
+def utc_now() -> str:
+    """Now as ISO 8601 UTC with a Z, to the second: the form of every time the project stores."""
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

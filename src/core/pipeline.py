@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from core.catalog import Catalog, load_catalog
 from core.errors import IngestError, TooLarge
-from core.model import BinaryStream, ObjectRef, Outcome, Status
+from core.model import BinaryStream, ObjectRef, Outcome, Status, utc_now
 from core.normalize import Event, InvalidRecord, normalize
 from core.selection import Selection
 from core.store import EventStore, event_items
@@ -75,7 +74,7 @@ class Pipeline:
             raise TooLarge(f"the object is {ref.size:,} bytes, over the cap of {self.max_decompressed_bytes:,}")
         catalog = self.catalog or load_catalog()
         outcome = Outcome(ref, Status.INGESTED)
-        ingested_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        ingested_at = utc_now()
         scan = RecordScan(self.selection.needles)
         seen: set[str] = set()
         invalid: list[str] = []

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -204,7 +204,7 @@ def render_text(report: Report) -> str:
     rows: list[tuple[str, ...]] = [
         (t.label, ",".join(sorted(t.accounts)), t.first, t.last, str(t.events), str(t.failed), str(t.writes),
          str(len(t.callers)), str(len(t.late_callers()))) for t in report.targets]
-    lines += _aligned(header, rows)
+    lines += aligned_columns(header, rows)
     late = report.late()
     lines += ["", f"Callers still active on or after end of life ({len(late)}):" if late
               else "No caller was active on or after end of life."]
@@ -215,9 +215,11 @@ def render_text(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _aligned(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+def aligned_columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Plain aligned columns, two spaces apart; the last is not padded (it is the long one)."""
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
-    return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)), row[-1]]).rstrip()
+            for row in [header, *rows]]
 
 
 # -- HTML -----------------------------------------------------------------------------------------------

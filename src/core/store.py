@@ -17,7 +17,7 @@ import random
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal, DecimalException
 from typing import Any
 
@@ -25,7 +25,7 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary, TypeDeserializer, Typ
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import TransientError
-from core.model import ObjectRef
+from core.model import ObjectRef, utc_now
 
 Item = dict[str, Any]
 
@@ -135,11 +135,14 @@ def fit(item: Item) -> Item:
     return fitted
 
 
+def json_number(value: Decimal) -> int | float:
+    """A Decimal (how the reader and DynamoDB give numbers) as the JSON number it was."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 def _json_number(value: Any) -> Any:
-    """Decimals (how the reader parses JSON numbers) stay numbers in compressed parameters, not strings."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    return str(value)
+    """Numbers stay numbers in compressed parameters, not strings."""
+    return json_number(value) if isinstance(value, Decimal) else str(value)
 
 
 def restore(item: Item) -> Item:
@@ -199,7 +202,7 @@ class EventStore:
 
     def mark_ingested(self, ref: ObjectRef, *, records: int, matched: int) -> None:
         """Written after every event of the file is stored: its presence means the file is done."""
-        state = dict(_file_key(ref), status="ingested", bucket=ref.bucket, key=ref.key, at=_now(),
+        state = dict(_file_key(ref), status="ingested", bucket=ref.bucket, key=ref.key, at=utc_now(),
                      records=records, matched=matched)
         if ref.etag:
             state["etag"] = ref.etag
@@ -207,7 +210,7 @@ class EventStore:
 
     def mark_failed(self, ref: ObjectRef, reason: str) -> None:
         """A permanent failure, listed by `opsworks-trail failures` until a later success replaces it."""
-        at = _now()
+        at = utc_now()
         state = dict(_file_key(ref), status="failed", bucket=ref.bucket, key=ref.key, at=at, reason=reason,
                      failed_pk=FAILED_FILES, time_sk=f"{at}#{ref.bucket}/{ref.key}")
         if ref.etag:
@@ -309,6 +312,3 @@ def _bytes(value: Any) -> bytes:
     """A Binary read back from DynamoDB (or plain bytes) as bytes."""
     return bytes(value)
 
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
