@@ -149,7 +149,7 @@ def test_the_bytes_fallback_of_the_simd_search_gives_the_same_results(monkeypatc
 
 def test_an_invalid_utf8_offset_does_not_depend_on_the_chunking() -> None:
     data = compact(sample(100))
-    at = data.index(b"event-00050")
+    at = data.index(b"event-00052")  # a selected record: the fast path parses it
     bad = data[:at] + b"\xff" + data[at + 1:]
     reasons = set()
     for split in (None, 50, 999, 4096):

@@ -215,12 +215,14 @@ class RecordScan:
                 tail = _last_two(tail, chunk, len(chunk))
                 continue
             last = chunk.rfind(RECORD_START)
-            joint = b"".join(parts) + chunk[:cut] if parts else b""
-            if not (chunk.isascii() and joint.isascii()):
-                _check_utf8(joint, offset)
-                _check_utf8(chunk[cut:last], at + cut)
-            yield from self._region(joint, 0, len(joint), carried)
-            yield from self._region(chunk, cut, last, tail)
+            if parts:  # the record(s) across the seam, joined
+                joint = b"".join(parts) + chunk[:cut]
+                starts = self._starts(joint, 0, len(joint))
+                if starts:
+                    yield from self._records(joint, starts, len(joint), carried, offset)
+            starts = self._starts(chunk, cut, last)
+            if starts:
+                yield from self._records(chunk, starts, last, tail, at)
             parts = [chunk[last:]]
             carried = _last_two(tail, chunk, last)
             offset = at + last
@@ -229,26 +231,30 @@ class RecordScan:
         data = b"".join(parts)
         last = data.rfind(RECORD_START)
         if last > 0:  # a start across the last seam left two records in the carry
-            _check_utf8(data[:last], offset)
-            yield from self._region(data, 0, last, carried)
+            starts = self._starts(data, 0, last)
+            if starts:
+                yield from self._records(data, starts, last, carried, offset)
             carried = _last_two(carried, data, last)
             data, offset = data[last:], offset + last
         yield from self._final(data, offset, carried)
 
-    def _region(self, data: bytes, lo: int, hi: int, before: bytes) -> Iterator[Any]:
-        """Complete records in data[lo:hi]: each starts with RECORD_START and ends with a comma.
-
-        `before` holds the bytes just before data[0]. A candidate is parsed only where a record can
-        start: after `},`, or at the first record. Anywhere else (a nested object whose first key is
-        eventVersion, a second JSON document) the exact parser decides.
-        """
+    def _starts(self, data: bytes, lo: int, hi: int) -> list[int]:
+        """Counts the complete records in data[lo:hi] (each starts with RECORD_START and ends with a
+        comma) and returns where the candidates among them start (all of them without needles)."""
         if lo >= hi:
-            return
+            return []
         self.records += _count(data, RECORD_KEY, lo, hi)
         if self.needles is None:
-            starts: Iterable[int] = _positions(data, RECORD_START, lo, hi)
-        else:
-            starts = self._candidates(data, lo, hi)
+            return list(_positions(data, RECORD_START, lo, hi))
+        return self._candidates(data, lo, hi)
+
+    def _records(self, data: bytes, starts: list[int], hi: int, before: bytes, base: int) -> Iterator[Any]:
+        """The records starting at `starts` in data[:hi], parsed.
+
+        `before` holds the bytes just before data[0], `base` is data[0]'s file offset. A candidate is
+        parsed only where a record can start: after `},`, or at the first record. Anywhere else (a
+        nested object whose first key is eventVersion, a second JSON document) the exact parser decides.
+        """
         for start in starts:
             if not _after_separator(data, start, before):
                 raise _NeedsExactParse
@@ -256,13 +262,13 @@ class RecordScan:
             piece = data[start:hi if stop < 0 else stop].rstrip()
             if not piece.endswith(b","):
                 raise _NeedsExactParse
-            yield _parse_record(piece[:-1])
+            yield _parse_record(piece[:-1], base + start)
 
     def _candidates(self, data: bytes, lo: int, hi: int) -> list[int]:
         """Starts of the records in data[lo:hi] that name a needle as their eventSource, each once, in order.
 
         One pass looks for the needles' common prefix (b'"opsworks'); a hit counts when the needle is
-        the value of an eventSource key (_is_source_value), so look-alikes naming OpsWorks as a caller
+        the value of an eventSource key (_may_be_source_value), so look-alikes naming OpsWorks as a caller
         or a parameter are not parsed. After a counted hit the search goes on at the next record.
         """
         needles = self.needles
@@ -271,9 +277,7 @@ class RecordScan:
         for probe in self._probes:
             pos = _find(data, probe, lo, hi)
             while pos >= 0:
-                key_at = pos - len(SOURCE_KEY)  # the compact layout's test inline: the rest is rare
-                compact = key_at >= lo and data.startswith(SOURCE_KEY, key_at)
-                if not (data.startswith(needles, pos) and (compact or _is_source_value(data, pos, lo))):
+                if not (data.startswith(needles, pos) and _may_be_source_value(data, pos, lo)):
                     pos = _find(data, probe, pos + 1, hi)
                     continue
                 starts.append(data.rfind(RECORD_START, lo, pos + 1))
@@ -407,13 +411,35 @@ def _positions(data: bytes, needle: bytes, start: int, end: int) -> Iterator[int
         pos = _find(data, needle, pos + len(needle), end)
 
 
-def _is_source_value(data: bytes, pos: int, lo: int) -> bool:
+def _may_be_source_value(data: bytes, pos: int, lo: int) -> bool:
     """Whether the JSON string at data[pos] may be the value of an eventSource key (never a false no).
 
-    The compact layout's `"eventSource":` right before it answers at once. Otherwise the bytes are
-    read backwards: a string that is not after a colon is an array element or a key; after a colon,
-    the key decides, and a key with an escape in it, or anything unexpected, counts as a yes (the
-    record is parsed and the caller's exact test decides), so no whitespace or escaping can hide one.
+    Two byte tests settle nearly every hit. After `":` the key ends right before the colon: it is
+    eventSource written plainly (`"eventSource":` precedes), or written with an escape (a backslash
+    within the KEY_REACH bytes before the colon), or another key: a look-alike. After a single
+    backslash the quote is escaped, so the hit is inside a string. Anything else is read backwards
+    (_read_back_is_source_key).
+    """
+    if pos >= _KEY_REACH:
+        if data.startswith(b'":', pos - 2):
+            plain = data.startswith(SOURCE_KEY, pos - len(SOURCE_KEY))
+            return plain or data.find(b"\\", pos - _KEY_REACH, pos - 2) >= 0
+        if data[pos - 1] == 0x5C and data[pos - 2] != 0x5C:  # '\"': an escaped quote, inside a string
+            return False
+    return _read_back_is_source_key(data, pos, lo)
+
+
+_KEY_REACH = 2 + 6 * len("eventSource") + 2
+"""How far before a needle an eventSource key can start: `"`, 11 characters of up to 6 bytes
+(`\\u0065`), `":`."""
+
+
+def _read_back_is_source_key(data: bytes, pos: int, lo: int) -> bool:
+    """_may_be_source_value for the rare hit the byte tests leave open, reading back to data[lo] at most.
+
+    A string that is not after a colon is an array element or a key; after a colon, the key decides, and
+    a key with an escape in it, or anything unexpected, counts as a yes (the record is parsed and the
+    caller's exact test decides), so no whitespace or escaping can hide one.
     """
     key_at = pos - len(SOURCE_KEY)
     if key_at >= lo and data.startswith(SOURCE_KEY, key_at):
@@ -458,21 +484,18 @@ def _common_prefix(needles: tuple[bytes, ...]) -> bytes:
     return first[:size]
 
 
-def _parse_record(piece: bytes) -> Any:
+def _parse_record(piece: bytes, offset: int) -> Any:
+    """The record in piece (at file offset `offset`). Invalid UTF-8 is an error wherever the record
+    came from; a JSON error may be the fast path's split, so the exact parser decides."""
     try:
         record = json.loads(piece, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise BadTrailFile(f"invalid UTF-8 at byte {offset + exc.start:,}") from exc
+    except json.JSONDecodeError as exc:
         raise _NeedsExactParse from exc
     if not isinstance(record, dict):
         raise _NeedsExactParse
     return record
-
-
-def _check_utf8(data: bytes, offset: int) -> None:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BadTrailFile(f"invalid UTF-8 at byte {offset + exc.start:,}") from exc
 
 
 def _build(events: Iterator[tuple[str, str, Any]]) -> Any:
