@@ -156,6 +156,7 @@ def test_records_of_unforeseen_shape_fail_the_file_permanently_and_the_rest_is_s
     outcome = ingest_bytes(data, store, key="AWSLogs/odd.json")
 
     assert outcome.permanent and "1 selected record(s) unusable" in outcome.reason
+    assert "first: event odd-0001: " in outcome.reason  # the record is named by its eventID
     assert stored_event_ids(*moto_table) == ["fine-0001", "fine-0002"]
     assert [f["key"] for f in store.failed_files()] == ["AWSLogs/odd.json"]
 

@@ -43,14 +43,14 @@ def manifest_records(prefix: str) -> tuple[int, int, int]:
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:
-    code = main(["ingest", "--dry-run", "--json", "--no-progress", *args])
+    code = main(["ingest", "--dry-run", "--json", "--no-progress", "--count-records", *args])
     return code, json.loads(capsys.readouterr().out)
 
 
 def docs_events(path: Path) -> tuple[dict[str, dict[str, Any]], list[Outcome]]:
     source = LocalSource()
     pipeline = Pipeline(open=source.open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)), store=None,
-                        max_decompressed_bytes=1 << 26, keep_events=True)
+                        max_decompressed_bytes=1 << 26, keep_events=True, count_records=True)
     outcomes = [pipeline.ingest(ref) for ref in source.list(path)]
     return {e["event_id"]: e for o in outcomes for e in o.items}, outcomes
 

@@ -93,12 +93,26 @@ def test_every_non_log_key_is_skipped_with_its_reason_and_every_log_file_is_inge
         assert by_key[key].status is Status.INGESTED, (key, by_key[key].reason)
 
 
-def test_record_and_match_counts_agree_with_the_manifest(loaded: Any) -> None:
+def test_match_counts_agree_with_the_manifest_and_each_file_reports_its_inflated_size(
+        loaded: Any, sample_bucket: tuple[Path, SampleManifest]) -> None:
     manifest, outcomes, *_ = loaded
+    root, _ = sample_bucket
 
-    assert sum(o.records for o in outcomes) == manifest.records
     assert sum(o.matched for o in outcomes) == manifest.opsworks_records
+    for outcome in outcomes:
+        if outcome.status is Status.INGESTED:
+            assert outcome.records is None  # not counted unless asked
+            assert outcome.bytes_read == len(gzip.decompress((root / outcome.ref.key).read_bytes()))
     assert sum(o.written for o in outcomes) == manifest.opsworks_records  # a redelivered event is rewritten
+
+
+def test_asked_to_count_records_the_pipeline_counts_every_record_of_the_manifest(loaded: Any) -> None:
+    manifest, _, s3, bucket, *_ = loaded
+
+    outcomes = ingest_bucket(s3_pipeline(s3, None, count_records=True), s3, bucket)
+
+    assert sum(o.records or 0 for o in outcomes) == manifest.records
+    assert sum(o.matched for o in outcomes) == manifest.opsworks_records
 
 
 # -- what is stored -------------------------------------------------------------------------------
@@ -181,7 +195,8 @@ def test_every_log_file_is_marked_ingested_with_its_counts(loaded: Any) -> None:
         if outcome.status is Status.INGESTED:
             state = store.file_state(outcome.ref)
             assert state is not None and state["status"] == "ingested"
-            assert (state["records"], state["matched"]) == (outcome.records, outcome.matched)
+            assert (state["bytes"], state["matched"]) == (outcome.bytes_read, outcome.matched)
+            assert "records" not in state  # not counted
     assert list(store.failed_files()) == []
 
 

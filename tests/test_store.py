@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from core.errors import TransientError
-from core.model import ObjectRef
+from core.model import ObjectRef, Outcome, Status
 from core.store import (
     BATCH_SIZE,
     FAILED_FILES,
@@ -355,18 +355,18 @@ def test_an_unknown_file_has_no_state(moto_table: tuple[Any, str]) -> None:
     assert EventStore(client, table).file_state(REF) is None
 
 
-def test_mark_ingested_records_counts_and_etag(moto_table: tuple[Any, str]) -> None:
+def test_mark_ingested_records_sizes_counts_and_etag(moto_table: tuple[Any, str]) -> None:
     client, table = moto_table
     store = EventStore(client, table)
 
-    store.mark_ingested(REF, records=120, matched=3)
+    store.mark_ingested(REF, Outcome(REF, Status.INGESTED, records=120, bytes_read=150_000, matched=3))
 
     state = store.file_state(REF)
     assert state is not None
     assert state["pk"] == f"FILE#trail-bucket/{REF.key}"
     assert state["sk"] == "FILE"
     assert state["status"] == "ingested"
-    assert state["records"] == 120 and state["matched"] == 3
+    assert state["records"] == 120 and state["bytes"] == 150_000 and state["matched"] == 3
     assert state["etag"] == "abc123"
     assert state["bucket"] == "trail-bucket" and state["key"] == REF.key
     assert state["at"].endswith("Z")
@@ -389,10 +389,12 @@ def test_mark_failed_lists_the_file_until_a_later_success_replaces_it(moto_table
     assert sorted((f["key"], f["reason"]) for f in store.failed_files()) == [
         (REF.key, "corrupt gzip data: invalid block type"), (other.key, "no Records list")]
 
-    store.mark_ingested(REF, records=1, matched=0)
+    store.mark_ingested(REF, Outcome(REF, Status.INGESTED, bytes_read=1000))
 
     assert [f["key"] for f in store.failed_files()] == [other.key]
-    assert store.file_state(REF)["status"] == "ingested"  # type: ignore[index]
+    state = store.file_state(REF)
+    assert state is not None and state["status"] == "ingested"
+    assert "records" not in state  # not counted: not stored
 
 
 def test_failed_files_is_empty_on_a_new_table(moto_table: tuple[Any, str]) -> None:

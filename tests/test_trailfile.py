@@ -63,7 +63,7 @@ def scan(data: bytes, needles: tuple[bytes, ...] | None = SELECTION.needles,
             return decompressed_chunks(io.BytesIO(data), NO_CAP)
         return iter([data[i:i + split] for i in range(0, len(data), split)])
 
-    reader = RecordScan(needles)
+    reader = RecordScan(needles, count_records=True)
     return list(reader.trail_records(chunks(), chunks)), reader
 
 
@@ -273,6 +273,29 @@ def test_compact_file_without_a_needle_yields_nothing_but_counts_every_record() 
 
     assert candidates == []
     assert reader.records == 50
+
+
+@pytest.mark.parametrize("layout", ["compact", "gzip", "pretty", "fallback"])
+@pytest.mark.parametrize("split", [None, 7])
+def test_by_default_records_are_not_counted_and_the_bytes_read_are_the_inflated_size(layout: str,
+                                                                                      split: int | None) -> None:
+    records = mixed_records()
+    if layout == "fallback":  # a compact head, then a record the fast path cannot split: read again, exactly
+        records[3] = {"eventSource": "opsworks.amazonaws.com", **records[3]}
+    text = pretty(records) if layout == "pretty" else compact(records)
+    data = gzip.compress(text) if layout == "gzip" else text
+    reader = RecordScan(SELECTION.needles)
+
+    def chunks() -> Iterator[bytes]:
+        if split is None:
+            return decompressed_chunks(io.BytesIO(data), NO_CAP)
+        return iter([text[i:i + split] for i in range(0, len(text), split)])  # already inflated
+
+    candidates = list(reader.trail_records(chunks(), chunks))
+
+    assert selected(candidates) == selected(records)
+    assert reader.records is None
+    assert reader.bytes_read == len(text)
 
 
 def test_no_needles_yields_every_record() -> None:
@@ -535,7 +558,7 @@ def test_two_json_documents_in_one_compact_file_are_refused_as_trailing_data() -
 
 def lines_scan(data: bytes, needles: tuple[bytes, ...] | None = SELECTION.needles,
                split: int = 1 << 20) -> tuple[list[Any], RecordScan]:
-    reader = RecordScan(needles)
+    reader = RecordScan(needles, count_records=True)
     chunks = [data[i:i + split] for i in range(0, len(data), split)]
     return list(reader.json_lines(chunks)), reader
 
@@ -560,6 +583,14 @@ def test_json_lines_without_needles_yield_every_record_including_a_last_line_wit
 
     assert candidates == records
     assert reader.records == 3
+
+
+def test_json_lines_report_their_size_and_count_only_when_asked() -> None:
+    data = b"".join(json.dumps(r).encode() + b"\n" for r in mixed_records())
+    reader = RecordScan(SELECTION.needles)
+
+    assert len(selected(list(reader.json_lines([data[:100], data[100:]])))) == 3
+    assert (reader.records, reader.bytes_read) == (None, len(data))
 
 
 def test_json_lines_handle_windows_line_endings() -> None:

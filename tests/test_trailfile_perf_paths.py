@@ -55,7 +55,7 @@ def read(data: bytes, needles: tuple[bytes, ...] | None = OPSWORKS.needles,
             return decompressed_chunks(io.BytesIO(data), NO_CAP)
         return iter([data[i:i + split] for i in range(0, len(data), split)])
 
-    scan = RecordScan(needles)
+    scan = RecordScan(needles, count_records=True)
     return list(scan.trail_records(chunks(), chunks)), scan.records
 
 
@@ -99,7 +99,7 @@ def test_a_record_start_across_the_last_seam_splits_the_carry() -> None:
     seam = data.rindex(RECORD_START) + 5  # the last start is cut in two and no later start exists
     chunks = [data[:seam], data[seam:]]
 
-    scan = RecordScan(OPSWORKS.needles)
+    scan = RecordScan(OPSWORKS.needles, count_records=True)
     found = list(scan.trail_records(iter(chunks), lambda: iter(chunks)))
 
     assert selected(found) == [records[0], records[2]]

@@ -49,6 +49,10 @@ def s3_client() -> Any:
     return boto3.client("s3")
 
 
+def megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
 def to_json(value: Any, **kwargs: Any) -> str:
     return json.dumps(value, default=json_default, ensure_ascii=False, **kwargs)
 

@@ -60,13 +60,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"DynamoDB Local at {server.endpoint_url}, table {table} (key schema from template.yaml)\n")
         store = EventStore(client, table)
         pipeline = Pipeline(open=LocalSource().open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
-                            store=store, max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES)
+                            store=store, max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES, count_records=True)
         refs = [ObjectRef(None, str(path), path.stat().st_size) for path in sorted(root.rglob("*"))
                 if path.is_file()]
         summary = ingest_all(pipeline, refs, Summary(), progress=not args.no_progress)
         print(f"Ingested {summary.files} objects: {summary.skipped} skipped ({_reasons(summary)}), "
-              f"{summary.failed} failed; {summary.records:,} records read, {summary.matched} OpsWorks "
-              f"records matched.")
+              f"{summary.failed} failed; {summary.read()}, {summary.matched} OpsWorks records matched.")
         queries = EventQueries(client, table)
         events = list(queries.all_events())
         print(f"The table holds {len(events)} distinct events (redelivered events are stored once).\n")

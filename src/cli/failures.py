@@ -12,7 +12,15 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import add_selection_arguments, add_table_arguments, dynamodb_client, s3_client, selection_from, to_json
+from cli.common import (
+    add_selection_arguments,
+    add_table_arguments,
+    dynamodb_client,
+    megabytes,
+    s3_client,
+    selection_from,
+    to_json,
+)
 from core.model import ObjectRef, Outcome, Status
 from core.pipeline import Pipeline
 from core.report import aligned_columns
@@ -89,4 +97,4 @@ def describe(outcome: Outcome, *, dry_run: bool) -> str:
     if outcome.status is Status.SKIPPED:
         return f"skipped: {uri}: {outcome.reason}"
     done = "would ingest" if dry_run else "ingested"
-    return f"{done}: {uri}: {outcome.records} records, {outcome.matched} matched, {outcome.written} written"
+    return f"{done}: {uri}: {megabytes(outcome.bytes_read)} read, {outcome.matched} matched, {outcome.written} written"

@@ -11,7 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli.common import add_selection_arguments, add_table_arguments, dynamodb_client, s3_client, selection_from, to_json
+from cli.common import (
+    add_selection_arguments,
+    add_table_arguments,
+    dynamodb_client,
+    megabytes,
+    s3_client,
+    selection_from,
+    to_json,
+)
 from core.errors import IngestError
 from core.model import ObjectRef, Outcome, Status
 from core.pipeline import Pipeline
@@ -28,6 +36,9 @@ def add_parser(commands: Any) -> None:
                         help="jsonl: print each normalized event as one JSON line on stdout")
     parser.add_argument("--json", action="store_true", help="print a summary object on stdout at the end")
     parser.add_argument("--workers", type=int, default=4, help="objects read in parallel (default 4)")
+    parser.add_argument("--count-records", action="store_true",
+                        help="also count every record of every file (one more pass: ~10%% slower on files "
+                             "without OpsWorks records)")
     add_selection_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_table_arguments(parser)
@@ -39,7 +50,9 @@ class Summary:
     files: int = 0
     skipped: int = 0
     failed: int = 0
-    records: int = 0
+    bytes_read: int = 0
+    records: int | None = None
+    """None unless records were counted (--count-records)."""
     matched: int = 0
     written: int = 0
     skip_reasons: Counter[str] = field(default_factory=Counter)
@@ -47,7 +60,9 @@ class Summary:
 
     def add(self, outcome: Outcome) -> None:
         self.files += 1
-        self.records += outcome.records
+        self.bytes_read += outcome.bytes_read
+        if outcome.records is not None:
+            self.records = (self.records or 0) + outcome.records
         self.matched += outcome.matched
         self.written += outcome.written
         if outcome.status is Status.SKIPPED:
@@ -58,9 +73,15 @@ class Summary:
             self.failures.append({"object": outcome.ref.uri, "reason": outcome.reason,
                                   "permanent": outcome.permanent})
 
+    def read(self) -> str:
+        """What was read, for people: '64.0 MB read' or '64.0 MB read (49,486 records)'."""
+        counted = f" ({self.records:,} records)" if self.records is not None else ""
+        return f"{megabytes(self.bytes_read)} read{counted}"
+
     def as_dict(self) -> dict[str, Any]:
         return {"files": self.files, "skipped_files": self.skipped, "failed_files": self.failed,
-                "records": self.records, "matched": self.matched, "written": self.written,
+                "bytes_read": self.bytes_read, "records": self.records, "matched": self.matched,
+                "written": self.written,
                 "skip_reasons": dict(self.skip_reasons), "failures": self.failures}
 
 
@@ -76,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
     pipeline = Pipeline(open=open_object, selection=selection, store=store,
                         max_decompressed_bytes=args.max_bytes, json_lines=True,
-                        keep_events=args.format == "jsonl")
+                        keep_events=args.format == "jsonl", count_records=args.count_records)
     summary = Summary()
     ingest_all(pipeline, _refs(args.paths, local, s3, summary), summary, workers=args.workers,
                progress=not args.no_progress)
@@ -84,9 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(to_json(summary.as_dict(), indent=2))
     elif args.format == "none":
-        print(f"{summary.files} files ({summary.skipped} skipped, {summary.failed} failed), "
-              f"{summary.records} records, {summary.matched} matched, {summary.written} written",
-              file=sys.stderr)
+        print(f"{summary.files} files ({summary.skipped} skipped, {summary.failed} failed), {summary.read()}, "
+              f"{summary.matched} matched, {summary.written} written", file=sys.stderr)
     return 1 if summary.failed else 0
 
 

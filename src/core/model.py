@@ -44,7 +44,11 @@ class Outcome:
     status: Status
     reason: str = ""
     permanent: bool = False
-    records: int = 0
+    records: int | None = None
+    """Every record in the file, when the reader was asked to count them (a pass over every byte, so
+    off by default: the fast path decides without looking at records it does not parse)."""
+    bytes_read: int = 0
+    """The file's decompressed size: the reader always reads all of it (the gzip trailer's CRC proves it)."""
     matched: int = 0
     written: int = 0
     items: list[dict[str, object]] = field(default_factory=list, repr=False)

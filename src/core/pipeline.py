@@ -40,6 +40,8 @@ class Pipeline:
     """Also read one-record-per-line files (local CLI only; trail buckets hold none)."""
     keep_events: bool = False
     """Return the normalized events in the Outcome (for `--format jsonl` and tests)."""
+    count_records: bool = False
+    """Count every record of every file (Outcome.records): one more pass over each file's bytes."""
 
     def ingest(self, ref: ObjectRef) -> Outcome:
         kind = classify_key(ref.key, ref.size, json_lines=self.json_lines)
@@ -75,7 +77,7 @@ class Pipeline:
         catalog = self.catalog or load_catalog()
         outcome = Outcome(ref, Status.INGESTED)
         ingested_at = utc_now()
-        scan = RecordScan(self.selection.needles)
+        scan = RecordScan(self.selection.needles, count_records=self.count_records)
         seen: set[str] = set()
         invalid: list[str] = []
         buffer: list[dict[str, Any]] = []
@@ -91,10 +93,10 @@ class Pipeline:
                         continue
                     items = event_items(event, self.retention_days) if self.store is not None else []
                 except InvalidRecord as exc:
-                    invalid.append(f"record {scan.records}: {exc}")
+                    invalid.append(f"{_which(record)}: {exc}")
                     continue
                 except _RECORD_FAULTS as exc:  # the same record fails the same way every time: permanent
-                    invalid.append(f"record {scan.records}: {type(exc).__name__} while normalizing it")
+                    invalid.append(f"{_which(record)}: {type(exc).__name__} while normalizing it")
                     continue
                 seen.add(event["event_id"])
                 outcome.matched += 1
@@ -102,12 +104,12 @@ class Pipeline:
                 if len(buffer) >= WRITE_BUFFER:
                     outcome.written += self._flush(buffer)
         outcome.written += self._flush(buffer)
-        outcome.records = scan.records
+        outcome.records, outcome.bytes_read = scan.records, scan.bytes_read
         if invalid:
             outcome.status, outcome.permanent = Status.FAILED, True
             outcome.reason = f"{len(invalid)} selected record(s) unusable, the rest stored; first: {invalid[0]}"
         elif self.store is not None and ref.bucket is not None:
-            self.store.mark_ingested(ref, records=outcome.records, matched=outcome.matched)
+            self.store.mark_ingested(ref, outcome)
         return outcome
 
     def _keep(self, outcome: Outcome, event: Event, items: list[dict[str, Any]],
@@ -150,3 +152,10 @@ class Pipeline:
             outcome.permanent = False
             outcome.reason += f" (recording the failure failed too, so it will be retried: {exc})"
             outcome.error = exc
+
+
+def _which(record: dict[str, Any]) -> str:
+    """Names a selected record in a failure reason: its eventID, else its time and name."""
+    if isinstance(record.get("eventID"), str):
+        return f"event {record['eventID']}"
+    return f"the {record.get('eventName')} record of {record.get('eventTime')} (no eventID)"

@@ -25,7 +25,7 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary, TypeDeserializer, Typ
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import TransientError
-from core.model import ObjectRef, utc_now
+from core.model import ObjectRef, Outcome, utc_now
 
 Item = dict[str, Any]
 
@@ -200,10 +200,12 @@ class EventStore:
         item = response.get("Item")
         return deserialize(item) if item else None
 
-    def mark_ingested(self, ref: ObjectRef, *, records: int, matched: int) -> None:
+    def mark_ingested(self, ref: ObjectRef, outcome: Outcome) -> None:
         """Written after every event of the file is stored: its presence means the file is done."""
         state = dict(_file_key(ref), status="ingested", bucket=ref.bucket, key=ref.key, at=utc_now(),
-                     records=records, matched=matched)
+                     bytes=outcome.bytes_read, matched=outcome.matched)
+        if outcome.records is not None:
+            state["records"] = outcome.records
         if ref.etag:
             state["etag"] = ref.etag
         self._put(state)

@@ -134,7 +134,7 @@ def ingest_one(ref: ObjectRef) -> Outcome:
 
 def report(outcome: Outcome) -> None:
     """The one log line and the metrics of an Outcome; failures are logged here and nowhere else."""
-    fields = {"status": outcome.status.value, "reason": outcome.reason, "records": outcome.records,
+    fields = {"status": outcome.status.value, "reason": outcome.reason, "bytes_read": outcome.bytes_read,
               "matched": outcome.matched, "written": outcome.written}
     if outcome.status is Status.FAILED:
         kind = "permanent" if outcome.permanent else "transient"
