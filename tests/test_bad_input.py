@@ -3,8 +3,10 @@ or transient (retried by the trigger, nothing recorded as failed)."""
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
+import random
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -235,6 +237,31 @@ def test_a_connection_dropped_mid_read_is_transient_even_inside_the_json_parser(
     outcome = pipeline.ingest(ObjectRef(BUCKET, "AWSLogs/f.json", len(data)))
 
     assert (outcome.status, outcome.permanent, outcome.retry) == (Status.FAILED, False, True)
+    assert list(store.failed_files()) == []
+
+
+def test_a_connection_dropped_mid_read_is_transient_inside_the_gzip_reader(store: EventStore) -> None:
+    """The S3 stream's error passes through isal's gzip reader unchanged: retried, not recorded."""
+    noise = random.Random(5).randbytes(300_000).hex()  # does not compress: several reads of the object
+    data = gzip.compress(json.dumps({"Records": [record("e-1", requestParameters={"noise": noise})]}).encode())
+    assert len(data) > 3 * (64 << 10)
+
+    class Body(io.BytesIO):
+        def read(self, size: int | None = -1) -> bytes:
+            if self.tell() > 100_000:
+                raise ConnectionResetError("connection reset by peer")
+            return super().read(size)
+
+    class Client:
+        def get_object(self, **_: Any) -> dict[str, Any]:
+            return {"Body": Body(data)}
+
+    pipeline = Pipeline(open=S3Source(Client()).open, selection=SELECTION, store=store,
+                        max_decompressed_bytes=64 << 20)
+    outcome = pipeline.ingest(ObjectRef(BUCKET, "AWSLogs/f.json.gz", len(data)))
+
+    assert (outcome.status, outcome.permanent, outcome.retry) == (Status.FAILED, False, True)
+    assert "reading the object failed: connection reset by peer" in outcome.reason
     assert list(store.failed_files()) == []
 
 

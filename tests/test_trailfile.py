@@ -76,7 +76,7 @@ def ids(records: list[Any]) -> list[str]:
 
 
 def gunzip_all(data: bytes, cap: int = NO_CAP) -> bytes:
-    return b"".join(decompressed_chunks(io.BytesIO(data), cap))
+    return b"".join(bytes(chunk) for chunk in decompressed_chunks(io.BytesIO(data), cap))
 
 
 # -- classify_key ---------------------------------------------------------------------------------
@@ -148,7 +148,7 @@ def test_gzip_chunks_never_exceed_chunk_size(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(trailfile, "CHUNK_SIZE", 1000)
     body = bytes(range(256)) * 200
 
-    chunks = list(decompressed_chunks(io.BytesIO(gzip.compress(body)), NO_CAP))
+    chunks = [bytes(chunk) for chunk in decompressed_chunks(io.BytesIO(gzip.compress(body)), NO_CAP)]
 
     assert b"".join(chunks) == body
     assert max(len(c) for c in chunks) <= 1000

@@ -23,9 +23,11 @@ class ObjectRef:
 
 
 class BinaryStream(Protocol):
-    """What the pipeline needs of an opened object: read it in pieces, then close it."""
+    """What the pipeline needs of an opened object: read it in pieces (or into a buffer), then close it."""
 
     def read(self, size: int = -1, /) -> bytes: ...
+
+    def readinto(self, buffer: memoryview, /) -> int: ...
 
     def close(self) -> None: ...
 

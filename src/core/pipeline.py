@@ -17,7 +17,7 @@ from core.model import BinaryStream, ObjectRef, Outcome, Status, utc_now
 from core.normalize import Event, InvalidRecord, normalize
 from core.selection import Selection
 from core.store import EventStore, event_items
-from core.trailfile import FileKind, RecordScan, classify_key, decompressed_chunks
+from core.trailfile import Chunk, FileKind, RecordScan, classify_key, decompressed_chunks
 
 Opener = Callable[[ObjectRef], BinaryStream]
 WRITE_BUFFER = 100
@@ -127,14 +127,14 @@ class Pipeline:
         return sum(1 for item in items if item["sk"] == "EVENT")
 
     @contextlib.contextmanager
-    def _chunks(self, ref: ObjectRef) -> Iterator[Iterator[bytes]]:
+    def _chunks(self, ref: ObjectRef) -> Iterator[Iterator[Chunk]]:
         stream = self.open(ref)
         try:
             yield decompressed_chunks(stream, self.max_decompressed_bytes)
         finally:
             stream.close()
 
-    def _reopen(self, ref: ObjectRef) -> Iterator[bytes]:
+    def _reopen(self, ref: ObjectRef) -> Iterator[Chunk]:
         """A second read, for the rare file the compact fast path hands to the exact parser."""
         stream = self.open(ref)
         try:

@@ -98,6 +98,11 @@ class _GuardedStream:
             raise TransientError(f"{self._ref.uri}: reading the object failed: {exc}") from exc
         return data
 
+    def readinto(self, buffer: memoryview) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
     def close(self) -> None:
         self._body.close()
 

@@ -14,12 +14,14 @@ plus the largest single record, whatever the size of the file.
 
 from __future__ import annotations
 
+import io
 import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from enum import Enum
+from gzip import BadGzipFile
 from typing import Any
 
 from isal import isal_zlib
@@ -56,6 +58,8 @@ _JSON_SPACE = frozenset(b" \t\r\n")
 _HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*')
 _TAIL = re.compile(r"\s*\]\s*\}\s*")
 _GZIP_MAGIC = b"\x1f\x8b"
+Chunk = bytes | bytearray
+"""Decompressed bytes as the reader hands them on: a bytearray is the inflater's reused buffer."""
 _decoder = json.JSONDecoder(parse_float=Decimal)
 
 
@@ -93,11 +97,13 @@ def classify_key(key: str, size: int | None = None, *, json_lines: bool = False)
     return kind
 
 
-def decompressed_chunks(stream: BinaryStream, max_bytes: int) -> Iterator[bytes]:
+def decompressed_chunks(stream: BinaryStream, max_bytes: int) -> Iterator[Chunk]:
     """The object's bytes, gunzipped when they start with the gzip magic, in chunks of CHUNK_SIZE at most.
 
-    Raises TooLarge as soon as the output passes max_bytes (a gzip bomb never fills memory), and
-    BadTrailFile for a corrupt or truncated gzip stream.
+    A chunk is valid until the next one is asked for: gzip is inflated into one reused buffer (a
+    bytearray), so copy what must outlive it (`bytes(chunk)`). Raises TooLarge as soon as the output
+    passes max_bytes (a gzip bomb never fills memory), and BadTrailFile for a corrupt or truncated
+    gzip stream.
     """
     first = stream.read(READ_SIZE)
     if not first.startswith(_GZIP_MAGIC):
@@ -106,39 +112,52 @@ def decompressed_chunks(stream: BinaryStream, max_bytes: int) -> Iterator[bytes]
     yield from _capped(_gunzip(first, stream), max_bytes)
 
 
-def _plain_blocks(first: bytes, stream: BinaryStream) -> Iterator[bytes]:
+def _plain_blocks(first: bytes, stream: BinaryStream) -> Iterator[Chunk]:
     block = first
     while block:
         yield block
         block = stream.read(CHUNK_SIZE)
 
 
-def _gunzip(first: bytes, stream: BinaryStream) -> Iterator[bytes]:
-    inflater = isal_zlib.decompressobj(wbits=31)
-    block = first
+def _gunzip(first: bytes, stream: BinaryStream) -> Iterator[Chunk]:
+    """Inflates into one reused buffer: a fresh half-MiB bytes object per chunk costs page faults,
+    measured at a fifth of the inflation time in a worker thread (bench/passes.py).
+
+    isal's gzip reader (what isal.igzip.IGzipFile reads through, here without its 512 KiB input
+    blocks) checks every member's CRC and length, and reads concatenated members as one stream.
+    """
+    reader = isal_zlib._GzipReader(_Rejoined(first, stream), READ_SIZE)  # type: ignore[arg-type]
+    buffer = bytearray(CHUNK_SIZE)
     try:
-        while block:
-            out = inflater.decompress(block, CHUNK_SIZE)
-            if out:
-                yield out
-            while inflater.unconsumed_tail:
-                out = inflater.decompress(inflater.unconsumed_tail, CHUNK_SIZE)
-                if out:
-                    yield out
-            if inflater.eof and inflater.unused_data:
-                # A second gzip member follows (concatenated gzip is still gzip).
-                rest = inflater.unused_data
-                inflater = isal_zlib.decompressobj(wbits=31)
-                block = rest
-                continue
-            block = stream.read(READ_SIZE)
-    except isal_zlib.error as exc:  # type: ignore[misc]
+        while size := reader.readinto(buffer):
+            yield buffer if size == len(buffer) else buffer[:size]
+    except EOFError as exc:
+        raise BadTrailFile("truncated gzip data: the stream ends before the gzip trailer") from exc
+    except (isal_zlib.error, BadGzipFile) as exc:  # type: ignore[misc]
         raise BadTrailFile(f"corrupt gzip data: {exc}") from exc
-    if not inflater.eof:
-        raise BadTrailFile("truncated gzip data: the stream ends before the gzip trailer")
 
 
-def _capped(chunks: Iterable[bytes], max_bytes: int) -> Iterator[bytes]:
+class _Rejoined(io.RawIOBase):
+    """The stream with its first block (read to look for the gzip magic) put back in front, as the
+    readinto() isal's gzip reader reads from."""
+
+    def __init__(self, first: bytes, stream: BinaryStream) -> None:
+        self._first = first
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if not self._first:
+            return self._stream.readinto(buffer)
+        size = min(len(self._first), len(buffer))
+        buffer[:size] = self._first[:size]
+        self._first = self._first[size:]
+        return size
+
+
+def _capped(chunks: Iterable[Chunk], max_bytes: int) -> Iterator[Chunk]:
     total = 0
     for chunk in chunks:
         total += len(chunk)
@@ -171,12 +190,12 @@ class RecordScan:
 
     # -- CloudTrail log files -------------------------------------------------------------------------
 
-    def trail_records(self, chunks: Iterable[bytes], reopen: Callable[[], Iterable[bytes]]) -> Iterator[Any]:
+    def trail_records(self, chunks: Iterable[Chunk], reopen: Callable[[], Iterable[Chunk]]) -> Iterator[Any]:
         """Records of a {"Records": [...]} file. `reopen` restarts the chunk stream for the exact path."""
         iterator = self._measured(chunks)
         head = b""
         for chunk in iterator:
-            head += chunk
+            head += chunk  # a copy: the chunk's buffer is reused
             if len(head) >= 64:
                 break
         match = _HEAD.match(head)
@@ -192,7 +211,7 @@ class RecordScan:
                 self.records = 0
             yield from self._exact(self._measured(reopen()))
 
-    def _measured(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+    def _measured(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
         """The chunks, adding up bytes_read from zero (a second reading of the file starts again)."""
         self.bytes_read = 0
         for chunk in chunks:
@@ -209,7 +228,7 @@ class RecordScan:
         if not stripped.startswith(b"{"):
             raise BadTrailFile("not JSON: the file does not start with '{'")
 
-    def _compact(self, first: bytes, rest: Iterator[bytes], base: int) -> Iterator[Any]:
+    def _compact(self, first: Chunk, rest: Iterator[Chunk], base: int) -> Iterator[Any]:
         """Records split at every RECORD_START, chunk by chunk, each chunk scanned in place.
 
         Only the record across a chunk seam is copied (the carried tail plus the chunk's head); a chunk
@@ -217,15 +236,15 @@ class RecordScan:
         `base` is the length of the file's head, so error offsets are file offsets. Each region is
         passed the two bytes before it (b"" at the first record) to check where a candidate starts.
         """
-        parts: list[bytes] = []  # the incomplete record(s) since the last RECORD_START
+        parts: list[Chunk] = []  # the incomplete record(s) since the last RECORD_START
         offset = base  # decompressed bytes before parts[0], for error messages
         at = base  # the same before the current chunk
-        tail = b""  # the last two bytes before the current chunk (b"": the first record comes next)
-        carried = b""  # the two bytes before parts[0]
+        tail: Chunk = b""  # the last two bytes before the current chunk (b"": the first record comes next)
+        carried: Chunk = b""  # the two bytes before parts[0]
         for chunk in itertools.chain((first,), rest):
             cut = _find(chunk, RECORD_START)
             if cut < 0:  # no record starts wholly inside: one long record, or a start across the seam
-                parts.append(chunk)
+                parts.append(bytes(chunk))  # the chunk's buffer is reused
                 if at + len(chunk) - offset > MAX_RECORD_BYTES:
                     raise _record_too_long(offset)
                 at += len(chunk)
@@ -255,7 +274,7 @@ class RecordScan:
             data, offset = data[last:], offset + last
         yield from self._final(data, offset, carried)
 
-    def _starts(self, data: bytes, lo: int, hi: int) -> list[int]:
+    def _starts(self, data: Chunk, lo: int, hi: int) -> list[int]:
         """Counts the complete records in data[lo:hi] (each starts with RECORD_START and ends with a
         comma) and returns where the candidates among them start (all of them without needles)."""
         if lo >= hi:
@@ -266,7 +285,7 @@ class RecordScan:
             return list(_positions(data, RECORD_START, lo, hi))
         return self._candidates(data, lo, hi)
 
-    def _records(self, data: bytes, starts: list[int], hi: int, before: bytes, base: int) -> Iterator[Any]:
+    def _records(self, data: Chunk, starts: list[int], hi: int, before: Chunk, base: int) -> Iterator[Any]:
         """The records starting at `starts` in data[:hi], parsed.
 
         `before` holds the bytes just before data[0], `base` is data[0]'s file offset. A candidate is
@@ -282,7 +301,7 @@ class RecordScan:
                 raise _NeedsExactParse
             yield _parse_record(piece[:-1], base + start)
 
-    def _candidates(self, data: bytes, lo: int, hi: int) -> list[int]:
+    def _candidates(self, data: Chunk, lo: int, hi: int) -> list[int]:
         """Starts of the records in data[lo:hi] that name a needle as their eventSource, each once, in order.
 
         One pass looks for the needles' common prefix (b'"opsworks'); a hit counts when the needle is
@@ -305,7 +324,7 @@ class RecordScan:
             return sorted(set(starts))
         return starts
 
-    def _final(self, carry: bytes, offset: int, before: bytes) -> Iterator[Any]:
+    def _final(self, carry: bytes, offset: int, before: Chunk) -> Iterator[Any]:
         """The last record and the closing `]}`: parsed always, so a truncated file is caught."""
         try:
             text = carry.decode("utf-8")
@@ -323,7 +342,7 @@ class RecordScan:
                 raise _NeedsExactParse
             yield record
 
-    def _exact(self, chunks: Iterable[bytes]) -> Iterator[Any]:
+    def _exact(self, chunks: Iterable[Chunk]) -> Iterator[Any]:
         """Every record (no pre-filter), through a streaming parser: any valid layout, exact errors."""
         import ijson  # loaded only for files not in CloudTrail's own compact layout
 
@@ -359,7 +378,7 @@ class RecordScan:
 
     # -- JSON Lines -----------------------------------------------------------------------------------
 
-    def json_lines(self, chunks: Iterable[bytes]) -> Iterator[Any]:
+    def json_lines(self, chunks: Iterable[Chunk]) -> Iterator[Any]:
         """One record per line; blank lines are ignored."""
         carry = b""
         line_no = 0
@@ -396,7 +415,7 @@ class _NeedsExactParse(Exception):
 class _ChunkReader:
     """A read()-able view of a chunk iterator, for ijson, that refuses an overlong record."""
 
-    def __init__(self, chunks: Iterable[bytes]) -> None:
+    def __init__(self, chunks: Iterable[Chunk]) -> None:
         self._chunks = iter(chunks)
         self._since_record = 0  # bytes handed to the parser since the last complete record
 
@@ -407,7 +426,7 @@ class _ChunkReader:
         self._since_record += len(chunk)
         if self._since_record > MAX_RECORD_BYTES + CHUNK_SIZE:  # one chunk of read-ahead allowed
             raise _record_too_long(None)
-        return chunk
+        return bytes(chunk)  # the parser may hold on to it; the chunk's buffer is reused
 
     def record_done(self) -> None:
         self._since_record = 0
@@ -424,14 +443,14 @@ def search_functions() -> tuple[Callable[..., int], Callable[..., int]]:
     return _count, _find
 
 
-def _positions(data: bytes, needle: bytes, start: int, end: int) -> Iterator[int]:
+def _positions(data: Chunk, needle: bytes, start: int, end: int) -> Iterator[int]:
     pos = _find(data, needle, start, end)
     while pos >= 0:
         yield pos
         pos = _find(data, needle, pos + len(needle), end)
 
 
-def _may_be_source_value(data: bytes, pos: int, lo: int) -> bool:
+def _may_be_source_value(data: Chunk, pos: int, lo: int) -> bool:
     """Whether the JSON string at data[pos] may be the value of an eventSource key (never a false no).
 
     Two byte tests settle nearly every hit. After `":` the key ends right before the colon: it is
@@ -454,7 +473,7 @@ _KEY_REACH = 2 + 6 * len("eventSource") + 2
 (`\\u0065`), `":`."""
 
 
-def _read_back_is_source_key(data: bytes, pos: int, lo: int) -> bool:
+def _read_back_is_source_key(data: Chunk, pos: int, lo: int) -> bool:
     """_may_be_source_value for the rare hit the byte tests leave open, reading back to data[lo] at most.
 
     A string that is not after a colon is an array element or a key; after a colon, the key decides, and
@@ -483,12 +502,12 @@ def _read_back_is_source_key(data: bytes, pos: int, lo: int) -> bool:
     return key == b"eventSource" or b"\\" in key or data[opening - 1] == 0x5C  # '\\'
 
 
-def _last_two(before: bytes, data: bytes, end: int) -> bytes:
+def _last_two(before: Chunk, data: Chunk, end: int) -> Chunk:
     """The two bytes before data[end], reaching into `before` (the bytes before data) without copying data."""
     return data[end - 2:end] if end >= 2 else (before + data[:end])[-2:]
 
 
-def _after_separator(data: bytes, start: int, before: bytes) -> bool:
+def _after_separator(data: Chunk, start: int, before: Chunk) -> bool:
     """Whether the record at data[start] follows `},` (or is the file's first record: before == b"")."""
     preceding = data[start - 2:start] if start >= 2 else (before + data[:start])[-2:]
     return preceding == RECORD_SEPARATOR or preceding == b""
@@ -504,7 +523,7 @@ def _common_prefix(needles: tuple[bytes, ...]) -> bytes:
     return first[:size]
 
 
-def _parse_record(piece: bytes, offset: int) -> Any:
+def _parse_record(piece: Chunk, offset: int) -> Any:
     """The record in piece (at file offset `offset`). Invalid UTF-8 is an error wherever the record
     came from; a JSON error may be the fast path's split, so the exact parser decides."""
     try:
