@@ -139,10 +139,13 @@ def test_needles_without_a_common_prefix_are_searched_one_by_one() -> None:
 
 
 def test_the_bytes_fallback_of_the_simd_search_gives_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without stringzilla the reader searches with the methods of its chunks: bytes, or the inflater's
+    reused bytearray (small chunks here, so that most are)."""
+    monkeypatch.setattr(trailfile, "CHUNK_SIZE", 4096)
     data = gzip.compress(compact(sample(500)))
     expected = read(data)
-    monkeypatch.setattr(trailfile, "_count", bytes.count)
-    monkeypatch.setattr(trailfile, "_find", bytes.find)
+    monkeypatch.setattr(trailfile, "_count", trailfile._count_method)
+    monkeypatch.setattr(trailfile, "_find", trailfile._find_method)
 
     assert read(data) == expected
 
