@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -112,9 +114,16 @@ def run(args: argparse.Namespace) -> int:
 
 def ingest_all(pipeline: Pipeline, refs: Iterable[ObjectRef], summary: Summary, *, workers: int = 4,
                progress: bool = True) -> Summary:
-    """Run the pipeline over objects in parallel into `summary`; kept events go to stdout as JSON lines."""
-    with _progress(progress) as bar, ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for outcome in pool.map(pipeline.ingest, refs):
+    """Run the pipeline over objects in parallel into `summary`; kept events go to stdout as JSON lines.
+
+    A single object is read in this thread: starting a pool for it costs more than a millisecond.
+    """
+    refs = iter(refs)
+    head = list(itertools.islice(refs, 2))
+    pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and len(head) > 1 else None
+    with _progress(progress) as bar, pool or contextlib.nullcontext():
+        outcomes = (pool.map if pool else map)(pipeline.ingest, itertools.chain(head, refs))
+        for outcome in outcomes:
             summary.add(outcome)
             for event in outcome.items:
                 print(to_json(event), flush=False)

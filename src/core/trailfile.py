@@ -38,11 +38,23 @@ def _find_method(data: bytes | bytearray, needle: bytes, start: int = 0, end: in
     return data.find(needle, start, end)
 
 
+WIDE_KERNELS: tuple[str, ...] = ()
+"""stringzilla's kernels before the reader kept the 128-bit ones (bench/passes.py compares)."""
+
 try:  # SIMD substring search, several times faster than bytes.find/count on JSON text
+    import stringzilla
     from stringzilla import count as _count
     from stringzilla import find as _find
 except ImportError:  # pragma: no cover - the same results, slower
     _count, _find = _count_method, _find_method
+else:
+    WIDE_KERNELS = tuple(stringzilla.__capabilities__)
+    if "westmere" in WIDE_KERNELS:
+        # On x86, its 128-bit kernels only: after the 256- and 512-bit ones the core runs slower for a
+        # while (the AVX frequency licence), and the inflater working between two searches pays for it.
+        # Measured: plain code 10% slower right after, the skip path 0.7 ms slower per 64 MB
+        # (bench/passes.py, "wide kernels").
+        stringzilla.reset_capabilities(("serial", "westmere"))
 
 READ_SIZE = 64 << 10
 """Compressed bytes read at a time (the gzip reader's input buffer). 32 to 256 KiB measure the same;
