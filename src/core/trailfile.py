@@ -9,7 +9,8 @@ bytes (one SIMD search for their common prefix, chunk by chunk, without joining 
 only the records that name one as their eventSource (`"eventSource":"opsworks.amazonaws.com"`; any
 other spelling of the key is read backwards, never missed). Files in any other layout (pretty-printed, keys
 in another order) go through an exact streaming parser (ijson). Memory stays bounded by the chunk size
-plus the largest single record, whatever the size of the file.
+plus the largest single record, whatever the size of the file. Only parsed records are decoded (and so
+checked for UTF-8); the rest are passed over as bytes, and counted only when asked.
 """
 
 from __future__ import annotations
