@@ -359,7 +359,7 @@ def test_mark_ingested_records_sizes_counts_and_etag(moto_table: tuple[Any, str]
     client, table = moto_table
     store = EventStore(client, table)
 
-    store.mark_ingested(REF, Outcome(REF, Status.INGESTED, records=120, bytes_read=150_000, matched=3))
+    store.mark_ingested(Outcome(REF, Status.INGESTED, records=120, bytes_read=150_000, matched=3))
 
     state = store.file_state(REF)
     assert state is not None
@@ -389,7 +389,7 @@ def test_mark_failed_lists_the_file_until_a_later_success_replaces_it(moto_table
     assert sorted((f["key"], f["reason"]) for f in store.failed_files()) == [
         (REF.key, "corrupt gzip data: invalid block type"), (other.key, "no Records list")]
 
-    store.mark_ingested(REF, Outcome(REF, Status.INGESTED, bytes_read=1000))
+    store.mark_ingested(Outcome(REF, Status.INGESTED, bytes_read=1000))
 
     assert [f["key"] for f in store.failed_files()] == [other.key]
     state = store.file_state(REF)

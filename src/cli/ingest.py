@@ -39,7 +39,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print a summary object on stdout at the end")
     parser.add_argument("--workers", type=int, default=4, help="objects read in parallel (default 4)")
     parser.add_argument("--count-records", action="store_true",
-                        help="also count every record of every file (one more pass: ~10%% slower on files "
+                        help="also count every record of every file (one more pass: ~15%% slower on files "
                              "without OpsWorks records)")
     add_selection_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

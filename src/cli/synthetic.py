@@ -1495,24 +1495,15 @@ def _cm_story(
         },
     )
     call(s, tick, "DescribeBackups", {"serverName": name}, None, ro=True)
-    if chef:
-        call(
-            s,
-            tick,
-            "UpdateServerEngineAttributes",
-            {"serverName": name, "attributeName": "CHEF_PIVOTAL_KEY", "attributeValue": g.secret()},
-            {"server": {**server, "status": "HEALTHY", "engineAttributes": []}},
-            who=person,
-        )
-    else:
-        call(
-            s,
-            tick,
-            "UpdateServerEngineAttributes",
-            {"serverName": name, "attributeName": "PUPPET_R10K_PRIVATE_KEY", "attributeValue": g.secret()},
-            {"server": {**server, "status": "HEALTHY", "engineAttributes": []}},
-            who=person,
-        )
+    call(
+        s,
+        tick,
+        "UpdateServerEngineAttributes",
+        {"serverName": name, "attributeName": "CHEF_PIVOTAL_KEY" if chef else "PUPPET_R10K_PRIVATE_KEY",
+         "attributeValue": g.secret()},
+        {"server": {**server, "status": "HEALTHY", "engineAttributes": []}},
+        who=person,
+    )
     sessions.append(s)
 
     # 4: user data export, a throttled describe, maintenance settings

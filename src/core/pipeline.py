@@ -7,7 +7,7 @@ of one object never reaches its neighbours: the trigger decides from the Outcome
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,9 +81,9 @@ class Pipeline:
         seen: set[str] = set()
         invalid: list[str] = []
         buffer: list[dict[str, Any]] = []
-        with self._chunks(ref) as chunks:
+        with contextlib.closing(self._read(ref)) as chunks:
             records = (scan.json_lines(chunks) if kind is FileKind.JSON_LINES
-                       else scan.trail_records(chunks, lambda: self._reopen(ref)))
+                       else scan.trail_records(chunks, lambda: self._read(ref)))
             for record in records:
                 try:
                     if not self.selection.matches(record):
@@ -109,7 +109,7 @@ class Pipeline:
             outcome.status, outcome.permanent = Status.FAILED, True
             outcome.reason = f"{len(invalid)} selected record(s) unusable, the rest stored; first: {invalid[0]}"
         elif self.store is not None and ref.bucket is not None:
-            self.store.mark_ingested(ref, outcome)
+            self.store.mark_ingested(outcome)
         return outcome
 
     def _keep(self, outcome: Outcome, event: Event, items: list[dict[str, Any]],
@@ -126,16 +126,9 @@ class Pipeline:
         self.store.put_items(items)
         return sum(1 for item in items if item["sk"] == "EVENT")
 
-    @contextlib.contextmanager
-    def _chunks(self, ref: ObjectRef) -> Iterator[Iterator[Chunk]]:
-        stream = self.open(ref)
-        try:
-            yield decompressed_chunks(stream, self.max_decompressed_bytes)
-        finally:
-            stream.close()
-
-    def _reopen(self, ref: ObjectRef) -> Iterator[Chunk]:
-        """A second read, for the rare file the compact fast path hands to the exact parser."""
+    def _read(self, ref: ObjectRef) -> Generator[Chunk, None, None]:
+        """The object's decompressed chunks, its stream closed when they end or are closed. Called again
+        for the rare file the compact fast path hands to the exact parser."""
         stream = self.open(ref)
         try:
             yield from decompressed_chunks(stream, self.max_decompressed_bytes)

@@ -200,8 +200,9 @@ class EventStore:
         item = response.get("Item")
         return deserialize(item) if item else None
 
-    def mark_ingested(self, ref: ObjectRef, outcome: Outcome) -> None:
+    def mark_ingested(self, outcome: Outcome) -> None:
         """Written after every event of the file is stored: its presence means the file is done."""
+        ref = outcome.ref
         state = dict(_file_key(ref), status="ingested", bucket=ref.bucket, key=ref.key, at=utc_now(),
                      bytes=outcome.bytes_read, matched=outcome.matched)
         if outcome.records is not None:
