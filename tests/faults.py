@@ -51,7 +51,8 @@ def bad_files() -> dict[str, tuple[bytes, str]]:
         "truncated-gzip": (compressed[: len(compressed) // 2], "truncated gzip"),
         "corrupt-gzip": (compressed[:10] + b"\x00" * 20 + compressed[30:], "gzip"),
         "garbage-bytes": (b"\x00\x07garbage\xfe\xff" * 50, "not JSON"),
-        "invalid-json": (gzip.compress(b'{"Records":[{"eventVersion":"1.08",}]}'), "invalid JSON"),
+        "invalid-json": (gzip.compress(b'{"Records":[{"eventVersion":"1.08",'
+                                       b'"eventSource":"opsworks.amazonaws.com",}]}'), "invalid JSON"),
         "trailing-garbage": (gzip.compress(good + b"}{"), "invalid JSON"),
         "no-records": (gzip.compress(b'{"Recs":[]}'), "no Records list"),
         "records-null": (gzip.compress(b'{"Records":null}'), "Records is null"),

@@ -55,15 +55,15 @@ def mixed_records() -> list[dict[str, Any]]:
     return records
 
 
-def scan(data: bytes, needles: tuple[bytes, ...] | None = SELECTION.needles,
-         split: int | None = None) -> tuple[list[Any], RecordScan]:
+def scan(data: bytes, sources: frozenset[str] | None = SELECTION.sources,
+         split: int | None = None, count_records: bool = True) -> tuple[list[Any], RecordScan]:
     """Run trail_records over data as the pipeline does (reopen = read the bytes again)."""
     def chunks() -> Iterator[bytes]:
         if split is None:
             return decompressed_chunks(io.BytesIO(data), NO_CAP)
         return iter([data[i:i + split] for i in range(0, len(data), split)])
 
-    reader = RecordScan(needles, count_records=True)
+    reader = RecordScan(sources, count_records=count_records)
     return list(reader.trail_records(chunks(), chunks)), reader
 
 
@@ -201,20 +201,17 @@ def test_a_gzip_bomb_is_refused_quickly_without_inflating_everything() -> None:
 # -- trail_records: the compact fast path ---------------------------------------------------------
 
 
-def test_compact_file_yields_the_selected_records_but_not_lookalikes() -> None:
-    """Look-alikes (OpsWorks as invokedBy, sourceIPAddress, userAgent, a parameter) are not parsed on the
-    fast path: the needle must follow `"eventSource":`. The selection's outcome is the exact path's."""
+def test_compact_and_pretty_files_yield_exactly_the_selected_records_not_lookalikes() -> None:
+    """Look-alikes (OpsWorks as invokedBy, sourceIPAddress, userAgent, a parameter) are not yielded: the
+    reader selects by each record's own eventSource, whatever the layout."""
     records = mixed_records()
 
     candidates, reader = scan(gzip.compress(compact(records)))
     exact, _ = scan(pretty(records))
 
     assert ids(candidates) == ["event-0003", "event-0011", "event-0029"]
-    assert candidates == [records[3], records[11], records[29]]
+    assert candidates == exact == [records[3], records[11], records[29]]
     assert reader.records == 30
-    # The exact path still yields look-alikes (no pre-filter); the selection rejects them: same outcome.
-    assert {"event-0012", "event-0020"} <= set(ids(exact))
-    assert selected(exact) == selected(candidates) == [records[3], records[11], records[29]]
 
 
 def test_lookalikes_are_never_selected_whichever_path_reads_them() -> None:
@@ -284,7 +281,7 @@ def test_by_default_records_are_not_counted_and_the_bytes_read_are_the_inflated_
         records[3] = {"eventSource": "opsworks.amazonaws.com", **records[3]}
     text = pretty(records) if layout == "pretty" else compact(records)
     data = gzip.compress(text) if layout == "gzip" else text
-    reader = RecordScan(SELECTION.needles)
+    reader = RecordScan(SELECTION.sources)
 
     def chunks() -> Iterator[bytes]:
         if split is None:
@@ -301,7 +298,7 @@ def test_by_default_records_are_not_counted_and_the_bytes_read_are_the_inflated_
 def test_no_needles_yields_every_record() -> None:
     records = mixed_records()
 
-    candidates, reader = scan(compact(records), needles=None)
+    candidates, reader = scan(compact(records), sources=None)
 
     assert candidates == records
     assert reader.records == 30
@@ -375,8 +372,8 @@ def test_reordered_keys_take_the_exact_path_and_yield_the_same_records() -> None
 def test_fast_and_exact_paths_agree_record_for_record_without_a_filter() -> None:
     records = mixed_records()
 
-    fast, fast_reader = scan(compact(records), needles=None)
-    exact, exact_reader = scan(pretty(records), needles=None)
+    fast, fast_reader = scan(compact(records), sources=None)
+    exact, exact_reader = scan(pretty(records), sources=None)
 
     assert fast == exact == records
     assert fast_reader.records == exact_reader.records == len(records)
@@ -455,15 +452,14 @@ def test_invalid_utf8_in_a_record_the_fast_path_parses_is_a_bad_trail_file_namin
 
 
 @pytest.mark.parametrize("split", [None, 7, 4096])
-def test_invalid_utf8_in_a_record_the_fast_path_passes_over_hides_no_selected_record(split: int | None) -> None:
-    """The fast path decodes only what it parses (candidates and the last record): a bad byte in an
-    unselected record is not reported there, and it cannot hide a selected one (the needles are ASCII)."""
-    records = mixed_records()
-    data, _ = _bad_utf8_at(b"event-0005")
+def test_invalid_utf8_in_an_unselected_record_of_a_file_with_candidates_is_reported(split: int | None) -> None:
+    """A file that may hold a selected record is parsed whole: a bad byte anywhere in it is named."""
+    data, position = _bad_utf8_at(b"event-0005")
 
-    candidates, _ = scan(data, split=split)
+    with pytest.raises(BadTrailFile) as caught:
+        scan(data, split=split)
 
-    assert candidates == [records[3], records[11], records[29]]
+    assert caught.value.reason == f"invalid UTF-8 at byte {position:,}"
 
 
 def test_invalid_utf8_in_a_pretty_file_is_a_bad_trail_file() -> None:
@@ -495,9 +491,6 @@ def test_nested_objects_starting_with_event_version_do_not_become_records(inner:
         assert reader.records == 3
 
 
-@pytest.mark.xfail(strict=True, reason="fast-path limit: a nested object after `},` and followed by another "
-                                       "{\"eventVersion\": object looks exactly like a record; telling them apart "
-                                       "needs the nesting depth of every byte (a full parse, or a compiled scanner)")
 def test_a_nested_object_between_two_record_like_objects_does_not_become_a_record() -> None:
     inner = {"a": [{"x": 1}, NESTED_OPSWORKS, {"eventVersion": "3"}]}
 
@@ -507,9 +500,6 @@ def test_a_nested_object_between_two_record_like_objects_does_not_become_a_recor
     assert reader.records == 3
 
 
-@pytest.mark.xfail(strict=True, reason="fast-path limit: a file without a candidate is never parsed, and the count "
-                                       "of eventVersion keys includes nested objects that have one (the depth of "
-                                       "every byte would be needed)")
 def test_nested_objects_with_an_event_version_key_are_not_counted_in_a_file_without_candidates() -> None:
     inner = {"a": [{"eventVersion": "1"}, {"eventVersion": "3"}]}
 
@@ -543,9 +533,6 @@ def test_two_json_documents_are_refused_when_a_candidate_sits_at_the_join() -> N
         scan(data)
 
 
-@pytest.mark.xfail(strict=True, reason="fast-path limit: the join `]}{\"Records\":[` of two documents is only "
-                                       "seen in a record that is parsed; finding it elsewhere costs one more pass "
-                                       "over every chunk (measured 4-5 ms per 64 MB, ~10% of the skip path)")
 def test_two_json_documents_in_one_compact_file_are_refused_as_trailing_data() -> None:
     data = compact([rec(100), rec(101)]) + compact(mixed_records())
 
@@ -556,9 +543,9 @@ def test_two_json_documents_in_one_compact_file_are_refused_as_trailing_data() -
 # -- json_lines -----------------------------------------------------------------------------------
 
 
-def lines_scan(data: bytes, needles: tuple[bytes, ...] | None = SELECTION.needles,
+def lines_scan(data: bytes, sources: frozenset[str] | None = SELECTION.sources,
                split: int = 1 << 20) -> tuple[list[Any], RecordScan]:
-    reader = RecordScan(needles, count_records=True)
+    reader = RecordScan(sources, count_records=True)
     chunks = [data[i:i + split] for i in range(0, len(data), split)]
     return list(reader.json_lines(chunks)), reader
 
@@ -570,8 +557,7 @@ def test_json_lines_yield_candidate_records_and_count_every_non_blank_line(split
 
     candidates, reader = lines_scan(data, split=split)
 
-    assert selected(candidates) == [records[3], records[11], records[29]]
-    assert {"event-0012", "event-0020"} <= set(ids(candidates))
+    assert candidates == [records[3], records[11], records[29]]  # no look-alike (event-0012, event-0020)
     assert reader.records == 30
 
 
@@ -579,7 +565,7 @@ def test_json_lines_without_needles_yield_every_record_including_a_last_line_wit
     records = [rec(0), rec(1), rec(2)]
     data = b"\n".join(json.dumps(r).encode() for r in records)
 
-    candidates, reader = lines_scan(data, needles=None)
+    candidates, reader = lines_scan(data, sources=None)
 
     assert candidates == records
     assert reader.records == 3
@@ -587,7 +573,7 @@ def test_json_lines_without_needles_yield_every_record_including_a_last_line_wit
 
 def test_json_lines_report_their_size_and_count_only_when_asked() -> None:
     data = b"".join(json.dumps(r).encode() + b"\n" for r in mixed_records())
-    reader = RecordScan(SELECTION.needles)
+    reader = RecordScan(SELECTION.sources)
 
     assert len(selected(list(reader.json_lines([data[:100], data[100:]])))) == 3
     assert (reader.records, reader.bytes_read) == (None, len(data))
@@ -597,7 +583,7 @@ def test_json_lines_handle_windows_line_endings() -> None:
     records = [rec(0, "opsworks.amazonaws.com"), rec(1)]
     data = b"\r\n".join(json.dumps(r).encode() for r in records) + b"\r\n"
 
-    candidates, reader = lines_scan(data, needles=None)
+    candidates, reader = lines_scan(data, sources=None)
 
     assert candidates == records
     assert reader.records == 2
@@ -614,3 +600,73 @@ def test_a_bad_selected_line_is_a_bad_trail_file_naming_the_line(line: bytes, re
         lines_scan(data)
 
     assert caught.value.reason.startswith(reason)
+
+
+# -- exactness: what is parsed, and how ---------------------------------------------------------------
+
+
+def test_a_file_without_a_candidate_is_never_parsed() -> None:
+    """No selected source name (quoted, or escaped) in the bytes: the file is passed over, so even broken
+    JSON in it is not an error (the common case costs a byte search, not a parse)."""
+    data = compact([rec(0), rec(1, requestParameters={"q": "a=b"})]).replace(b"a=b", b"a\\u003db")
+    data = data.replace(b'"eventName":', b'"eventName";', 1)
+
+    found, reader = scan(data, count_records=False)
+
+    assert found == []
+    assert reader.bytes_read == len(data)
+
+
+@pytest.mark.parametrize("escaped", [b'"\\u006fpsworks.amazonaws.com"', b'"opsworks\\u002Eamazonaws.com"',
+                                     b'"\\u006F\\u0070sworks-cm.amazonaws.com"'])
+def test_a_source_name_spelled_with_escapes_is_selected(escaped: bytes) -> None:
+    plain = escaped.decode("unicode_escape").encode()
+    records = [rec(0), rec(1, plain.strip(b'"').decode()), rec(2)]
+    data = compact(records).replace(plain, escaped)
+
+    found, _ = scan(data, count_records=False)
+
+    assert found == [records[1]]
+
+
+def test_a_lone_surrogate_escape_reads_as_json_loads_reads_it() -> None:
+    """msgspec refuses `\\ud800`; the standard parser accepts it, and its answer is the reader's."""
+    records = [rec(0, requestParameters={"name": "\ud800"}), rec(1, "opsworks.amazonaws.com",
+                                                                  requestParameters={"name": "x\udfff"})]
+    data = compact(records)
+
+    found, reader = scan(data)
+
+    assert found == [records[1]] == selected(json.loads(data)["Records"])
+    assert reader.records == 2
+
+
+@pytest.mark.parametrize("selected_record", [True, False])
+def test_a_record_nested_deeper_than_the_parser_allows_is_a_bad_trail_file(selected_record: bool) -> None:
+    deep = {"eventVersion": "1.09", "eventSource": "opsworks.amazonaws.com" if selected_record else "s3",
+            "eventID": "deep", "requestParameters": "DEEP"}
+    data = compact([rec(0, "opsworks.amazonaws.com"), deep]).replace(b'"DEEP"', b"[" * 100_000 + b"]" * 100_000)
+
+    with pytest.raises(BadTrailFile, match="nested deeper"):
+        scan(data)
+
+
+@pytest.mark.parametrize("at, reads", [(0, 1), (50, 2)])
+def test_a_candidate_after_the_kept_start_reads_the_file_again_from_its_start(
+        monkeypatch: pytest.MonkeyPatch, at: int, reads: int) -> None:
+    monkeypatch.setattr(trailfile, "KEEP_BYTES", 1024)
+    records = [rec(i) for i in range(60)]
+    records[at] = rec(at, "opsworks.amazonaws.com")
+    data = compact(records)
+    opened = []
+
+    def chunks() -> Iterator[bytes]:
+        opened.append(1)
+        return iter([data[i:i + 500] for i in range(0, len(data), 500)])
+
+    reader = RecordScan(SELECTION.sources)
+    found = list(reader.trail_records(chunks(), chunks))
+
+    assert found == [records[at]]
+    assert len(opened) == reads
+    assert reader.bytes_read == len(data)

@@ -77,7 +77,7 @@ class Pipeline:
         catalog = self.catalog or load_catalog()
         outcome = Outcome(ref, Status.INGESTED)
         ingested_at = utc_now()
-        scan = RecordScan(self.selection.needles, count_records=self.count_records)
+        scan = RecordScan(self.selection.sources, count_records=self.count_records)
         seen: set[str] = set()
         invalid: list[str] = []
         buffer: list[dict[str, Any]] = []

@@ -1,16 +1,18 @@
-"""Reading one CloudTrail log file: which keys are log files, streamed decompression, record iteration.
+"""Reading one CloudTrail log file: which keys are log files, streamed decompression, exact record iteration.
 
-Almost every trail file holds no record of the selected sources, so the reader never parses a file it
-does not have to. CloudTrail writes compact JSON in which every record starts with `{"eventVersion":`;
-that byte sequence cannot occur inside a JSON string (its quotes would be escaped), so it marks record
-boundaries (or a nested object's first key: a record is parsed only after `},`, else the exact parser
-reads the file). The reader streams the decompressed bytes, looks for the selected sources' names as plain
-bytes (one SIMD search for their common prefix, chunk by chunk, without joining chunks), and parses
-only the records that name one as their eventSource (`"eventSource":"opsworks.amazonaws.com"`; any
-other spelling of the key is read backwards, never missed). Files in any other layout (pretty-printed, keys
-in another order) go through an exact streaming parser (ijson). Memory stays bounded by the chunk size
-plus the largest single record, whatever the size of the file. Only parsed records are decoded (and so
-checked for UTF-8); the rest are passed over as bytes, and counted only when asked.
+Almost every trail file holds no record of the selected sources, so a file is parsed only when a byte search
+finds that it may hold one: a selected eventSource value is a JSON string, so the file must contain it
+quoted (`"opsworks`...), or spelled with a `\\u00XX` escape of one of its characters. A file with neither is
+passed over as bytes, never parsed.
+
+A file that may hold one is parsed whole, from its first byte, at its true record boundaries: the bytes are
+cut into segments where a record seems to start (the first record's opening, e.g. `{"eventVersion":`), and
+each segment is validated as a whole by a JSON parser (msgspec) as `{"Records":[...]}`, which also decodes
+every record's eventSource. A cut inside a nested object leaves brackets open, so that segment does not
+validate and the next cut is tried: a nested object can never become a record, every record is seen once,
+and malformed JSON anywhere in the file is reported. Where no cut validates within MAX_RECORD_BYTES, the
+standard library's parser walks the records one by one; it also settles every error, so the answer is
+always `json.loads`'s. Memory stays bounded by the chunk plus the largest record, whatever the file's size.
 """
 
 from __future__ import annotations
@@ -25,64 +27,45 @@ from enum import Enum
 from gzip import BadGzipFile
 from typing import Any
 
-from isal import isal_zlib
+import msgspec
+from isal import igzip, isal_zlib
 
 from core.errors import BadTrailFile, TooLarge
 from core.model import BinaryStream
 
-
-def _count_method(data: bytes | bytearray, needle: bytes, start: int = 0, end: int | None = None) -> int:
-    return data.count(needle, start, end)
-
-
-def _find_method(data: bytes | bytearray, needle: bytes, start: int = 0, end: int | None = None) -> int:
-    return data.find(needle, start, end)
-
-
-WIDE_KERNELS: tuple[str, ...] = ()
-"""stringzilla's kernels before the reader kept the 128-bit ones (bench/passes.py compares)."""
-
-try:  # SIMD substring search, several times faster than bytes.find/count on JSON text
-    import stringzilla
-    from stringzilla import count as _count
+try:  # SIMD substring search, several times faster than bytes.find on JSON text
     from stringzilla import find as _find
 except ImportError:  # pragma: no cover - the same results, slower
-    _count, _find = _count_method, _find_method
-else:
-    WIDE_KERNELS = tuple(stringzilla.__capabilities__)
-    if "westmere" in WIDE_KERNELS:
-        # On x86, its 128-bit kernels only: after the 256- and 512-bit ones the core runs slower for a
-        # while (the AVX frequency licence), and the inflater working between two searches pays for it.
-        # Measured: plain code 10% slower right after, the skip path 0.7 ms slower per 64 MB
-        # (bench/passes.py, "wide kernels").
-        stringzilla.reset_capabilities(("serial", "westmere"))
+    def _find(data: bytes | bytearray, needle: bytes, start: int = 0, end: int | None = None) -> int:
+        return data.find(needle, start, end)
 
 READ_SIZE = 64 << 10
-"""Compressed bytes read at a time (the gzip reader's input buffer). 32 to 256 KiB measure the same;
-isal.igzip.IGzipFile's own 512 KiB blocks measured 8% slower."""
+"""Compressed bytes read at a time. 32 to 256 KiB measure the same."""
 CHUNK_SIZE = 512 << 10
-"""Decompressed bytes handled at a time; with the carried partial record, the reader's working set.
-Half a MiB stays in the CPU cache between inflating it and scanning it (bench/bench.py)."""
+"""Decompressed bytes handled at a time. Half a MiB stays in the CPU cache between inflating it and
+searching it (bench/bench.py)."""
 MAX_RECORD_BYTES = 8 << 20
 """No CloudTrail record comes near this (events are at most a few hundred KB); a longer one is refused, so
 one endless record can neither hold memory up to the file's size cap nor take the parsers quadratic time."""
+KEEP_BYTES = 1 << 20
+"""How much of a file the search keeps, so that a candidate found early is parsed without reading the file
+again. A file whose first candidate comes later is read again from its start (nothing was yielded yet)."""
 
-RECORD_START = b'{"eventVersion":'
-RECORD_KEY = RECORD_START[1:]
-"""Counted to count records: every CloudTrail record has this key once, first or not (a record written
-with other keys first is still counted), and the search runs faster without the brace (bench/passes.py)."""
-SOURCE_KEY = b'"eventSource":'
-"""How CloudTrail's compact layout puts the key before a source name: a needle found right after it is
-the record's own eventSource, not a look-alike naming OpsWorks as a caller or a parameter."""
-RECORD_SEPARATOR = b"},"
-"""What precedes every record but the first in the compact layout (no whitespace between records)."""
-_JSON_SPACE = frozenset(b" \t\r\n")
-_HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*')
-_TAIL = re.compile(r"\s*\]\s*\}\s*")
-_GZIP_MAGIC = b"\x1f\x8b"
 Chunk = bytes | bytearray
 """Decompressed bytes as the reader hands them on: a bytearray is the inflater's reused buffer."""
-_decoder = json.JSONDecoder(parse_float=Decimal)
+_GZIP_MAGIC = b"\x1f\x8b"
+_ESCAPE = b"\\u"
+_OPENED = b'{"Records":['
+"""Put before a segment that starts at a record, so that each segment is validated as a whole file."""
+_CLOSED = b"]}"
+_FIRST_RECORD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*(\{\s*"(?:[^"\\]|\\.)*"\s*:)')
+"""The first record's opening up to its first key's colon: where the other records' cuts are looked for."""
+_SPACE = b" \t\r\n"
+_TRAIL_HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[')
+_TRAIL_START = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*[{\]]')
+_TRAIL_TAIL = re.compile(rb'\]\s*\}\s*\Z')
+"""The two ends of a log file, checked on a file that is not parsed: a truncated or foreign file is parsed
+after all, and so reported."""
 
 
 class FileKind(Enum):
@@ -119,6 +102,9 @@ def classify_key(key: str, size: int | None = None, *, json_lines: bool = False)
     return kind
 
 
+# -- decompression ------------------------------------------------------------------------------------
+
+
 def decompressed_chunks(stream: BinaryStream, max_bytes: int) -> Iterator[Chunk]:
     """The object's bytes, gunzipped when they start with the gzip magic, in chunks of CHUNK_SIZE at most.
 
@@ -144,11 +130,8 @@ def _plain_blocks(first: bytes, stream: BinaryStream) -> Iterator[Chunk]:
 def _gunzip(first: bytes, stream: BinaryStream) -> Iterator[Chunk]:
     """Inflates into one reused buffer: a fresh half-MiB bytes object per chunk costs page faults
     (measured: 2 ms per 64 MB in the main thread, 6 ms in a worker thread, where the CLI reads).
-
-    isal's gzip reader (what isal.igzip.IGzipFile reads through, here without its 512 KiB input
-    blocks) checks every member's CRC and length, and reads concatenated members as one stream.
-    """
-    reader = isal_zlib._GzipReader(_Rejoined(first, stream), READ_SIZE)  # type: ignore[arg-type]
+    isal's IGzipFile checks every member's CRC and length, and reads concatenated members as one stream."""
+    reader = igzip.IGzipFile(fileobj=io.BufferedReader(_Rejoined(first, stream), READ_SIZE))  # type: ignore[no-untyped-call]
     buffer = bytearray(CHUNK_SIZE)
     try:
         while size := reader.readinto(buffer):
@@ -160,8 +143,7 @@ def _gunzip(first: bytes, stream: BinaryStream) -> Iterator[Chunk]:
 
 
 class _Rejoined(io.RawIOBase):
-    """The stream with its first block (read to look for the gzip magic) put back in front, as the
-    readinto() isal's gzip reader reads from."""
+    """The stream with its first block (read to look for the gzip magic) put back in front."""
 
     def __init__(self, first: bytes, stream: BinaryStream) -> None:
         self._first = first
@@ -188,50 +170,222 @@ def _capped(chunks: Iterable[Chunk], max_bytes: int) -> Iterator[Chunk]:
         yield chunk
 
 
+# -- records --------------------------------------------------------------------------------------------
+
+
+class _Source(msgspec.Struct):
+    """A record as the validator sees it: an object whose eventSource is decoded, the rest only checked."""
+
+    eventSource: Any = None
+
+
+class _Segment(msgspec.Struct):
+    Records: list[_Source]
+
+
+class _RawSegment(msgspec.Struct):
+    Records: list[msgspec.Raw]
+
+
+_VALIDATE = msgspec.json.Decoder(_Segment)
+_RAW = msgspec.json.Decoder(_RawSegment)
+_decoder = json.JSONDecoder(parse_float=Decimal)
+
+
 class RecordScan:
-    """Iterates the records of one file that may match, and measures the file.
+    """Yields the records of one file whose eventSource is one of `sources` (every record if None), and
+    measures the file: `bytes_read` is its decompressed size; `records` counts its records only with
+    `count_records` (else None), which parses every file."""
 
-    `needles` are byte strings of which a matching record must contain one (the quoted eventSource
-    values); None yields every record. On the compact fast path a needle counts only as the value of
-    an eventSource key, so look-alikes are not parsed; the exact path and JSON lines yield every
-    record that contains a needle. The caller still applies the exact eventSource test: the needles
-    are only a pre-filter.
-
-    `bytes_read` is the decompressed size read. `records` counts every record only with
-    `count_records` (else None): on the fast path that is one more pass over every byte, about a tenth
-    of the time of a file without OpsWorks records (bench/passes.py).
-    """
-
-    def __init__(self, needles: tuple[bytes, ...] | None, *, count_records: bool = False) -> None:
-        self.needles = needles
+    def __init__(self, sources: frozenset[str] | None, *, count_records: bool = False) -> None:
+        self.sources = sources
         self.records: int | None = 0 if count_records else None
         self.bytes_read = 0
-        prefix = _common_prefix(needles or ())
-        # One search for the common prefix (b'"opsworks') instead of one per needle, when it is selective.
-        self._probes: tuple[bytes, ...] = (prefix,) if len(prefix) >= 4 else tuple(needles or ())
+        self._numbered = 0  # records validated so far, to name one in an error
+        self._parse_every_file = sources is None or count_records
+        quoted = sorted(f'"{source}"'.encode() for source in sources or ())
+        prefix = _common_prefix(quoted)
+        # One search for the common prefix (b'"opsworks') instead of one per source, when it is selective.
+        self._probes: tuple[bytes, ...] = (prefix,) if len(prefix) >= 4 else tuple(quoted)
+        self._escapable = frozenset(b for name in quoted for b in name[1:-1])
+        self._seam = max((len(probe) for probe in self._probes), default=0) + len(_ESCAPE) + 4
 
     # -- CloudTrail log files -------------------------------------------------------------------------
 
     def trail_records(self, chunks: Iterable[Chunk], reopen: Callable[[], Iterable[Chunk]]) -> Iterator[Any]:
-        """Records of a {"Records": [...]} file. `reopen` restarts the chunk stream for the exact path."""
-        iterator = self._measured(chunks)
-        head = b""
-        for chunk in iterator:
-            head += chunk  # a copy: the chunk's buffer is reused
-            if len(head) >= 64:
-                break
-        match = _HEAD.match(head)
-        if match is None or not head.startswith(RECORD_START, match.end()):
-            self._reject_start(head.lstrip())
-            yield from self._exact(self._measured(reopen()))
+        """Records of a {"Records": [...]} file. `reopen` reads the file again from its start, for the
+        file whose first candidate comes after the part the search keeps."""
+        measured = self._measured(chunks)
+        if self._parse_every_file:
+            yield from self._parse(measured)
+            return
+        kept: list[bytes] | None = []
+        kept_bytes = 0
+        head = tail = b""
+        for chunk in measured:
+            if len(head) < 64:
+                head += bytes(chunk[:64])
+            if self._may_hold_source(chunk, tail) or (len(head) >= 64 and not _TRAIL_START.match(head)):
+                yield from self._parse(itertools.chain(kept, (chunk,), measured) if kept is not None
+                                       else self._measured(reopen()))
+                return
+            tail = (tail + bytes(chunk[-self._seam:]))[-self._seam:]
+            kept_bytes += len(chunk)
+            if kept is not None and kept_bytes <= KEEP_BYTES:
+                kept.append(bytes(chunk))
+            else:
+                kept = None
+        if not (_TRAIL_START.match(head) and _TRAIL_TAIL.search(tail)):
+            # Not shaped like a log file at its ends: parsed after all, to say why (or to read it, if it is
+            # valid JSON in an unusual shape).
+            yield from self._parse(kept if kept is not None else self._measured(reopen()))
+
+    def _may_hold_source(self, chunk: Chunk, tail: bytes) -> bool:
+        """Whether a selected eventSource value can be in chunk (tail: the end of the chunk before it)."""
+        seam = tail + bytes(chunk[:self._seam])
+        for probe in self._probes:
+            if _find(chunk, probe) >= 0 or _find(seam, probe) >= 0:
+                return True
+        return self._escapes_a_source_character(chunk) or self._escapes_a_source_character(seam)
+
+    def _escapes_a_source_character(self, data: Chunk) -> bool:
+        """A `\\u00XX` escape of a character of a source name (`\\u003d` for `=` is common, and harmless)."""
+        pos = _find(data, _ESCAPE)
+        while pos >= 0:
+            digits = bytes(data[pos + 2:pos + 6])
+            if len(digits) == 4 and digits[:2] == b"00" and _hex(digits) in self._escapable:
+                return True
+            pos = _find(data, _ESCAPE, pos + 1)
+        return False
+
+    def _parse(self, chunks: Iterable[Chunk]) -> Iterator[Any]:
+        """Every selected record of the file, at its true boundaries (see the module docstring)."""
+        pending = bytearray()  # the bytes from the last boundary on
+        offset = 0  # the file offset of pending[0]
+        opened = False  # pending starts at a record inside the Records list (else at the file's start)
+        marker: bytes | None = None
+        for chunk in chunks:
+            if len(pending) < 64 and not opened:
+                _check_start(pending + chunk, whole=False)
+            pending += chunk
+            if marker is None:
+                marker = _record_marker(pending)
+            cut = self._last_boundary(pending, marker or b"", opened, offset)
+            if cut is None and len(pending) > MAX_RECORD_BYTES + CHUNK_SIZE:
+                cut = self._walked_boundary(pending, opened, offset)
+            if cut is not None:
+                end, records = cut
+                yield from records
+                del pending[:end]
+                offset += end
+                opened = True
+        yield from self._rest(pending, opened, offset)
+
+    def _last_boundary(self, pending: bytearray, marker: bytes, opened: bool,
+                       offset: int) -> tuple[int, list[Any]] | None:
+        """The last cut before which the bytes validate as whole records, with their selected records.
+
+        A few of the last cuts are tried (a nested look-alike can sit at the last one); when none holds,
+        the next chunk brings more cuts, and past MAX_RECORD_BYTES the standard parser walks the records.
+        """
+        start, looked, tries = len(pending), 0, 2
+        while marker and tries and looked < 8:
+            start = pending.rfind(marker, 0, start)
+            if start <= 0:
+                return None
+            looked += 1
+            comma = start - 1
+            while pending[comma] in _SPACE:
+                comma -= 1
+            if pending[comma] != 0x2C:  # ',': not after another record, so not a record
+                continue
+            tries -= 1
+            text = _text(pending, comma, opened, offset)
+            try:
+                segment = _VALIDATE.decode(text)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue  # a nested object, or an error that a later try or the end of the file will name
+            except RecursionError as exc:
+                raise _too_deep(offset) from exc
+            return start, self._selected(segment.Records, text, offset)
+        return None
+
+    def _selected(self, records: list[_Source], text: str, offset: int) -> list[Any]:
+        """The records of a validated segment whose eventSource is selected, parsed in full."""
+        self._counted(len(records))
+        chosen = [i for i, record in enumerate(records) if self._selects(record.eventSource)]
+        if not chosen:
+            return []
+        raw = _RAW.decode(text).Records
+        try:
+            return [_decoder.decode(bytes(raw[i]).decode()) for i in chosen]
+        except RecursionError as exc:
+            raise _too_deep(offset) from exc
+
+    def _selects(self, source: Any) -> bool:
+        return self.sources is None or (isinstance(source, str) and source in self.sources)
+
+    def _walked_boundary(self, pending: bytearray, opened: bool, offset: int) -> tuple[int, list[Any]]:
+        """The records in pending, one by one with the standard parser: for a file where no cut validated
+        within MAX_RECORD_BYTES (records in no common layout, or nested look-alikes at every cut)."""
+        text = _decoded(pending, offset)
+        records, end, error = self._walk(text, 0 if opened else _head_end(text))
+        if not records:
+            if error is not None and error.pos < len(text) - 16 and not error.msg.startswith("Unterminated"):
+                raise _invalid_json(text, error, False, offset) from error
+            raise BadTrailFile(f"no record ends within the cap of {MAX_RECORD_BYTES:,} bytes after byte "
+                               f"{offset:,} (MAX_RECORD_BYTES): not a CloudTrail log file")
+        self._counted(len(records))
+        return end if text.isascii() else len(text[:end].encode()), \
+            [r for r in records if self._selects(r.get("eventSource"))]
+
+    def _walk(self, text: str, at: int) -> tuple[list[dict[str, Any]], int, json.JSONDecodeError | None]:
+        """The records from text[at] on that a comma follows: (records, the index after that comma, the
+        error that stopped the walk, if one did)."""
+        records: list[dict[str, Any]] = []
+        end = at
+        while True:
+            try:
+                record, after = _decoder.raw_decode(text, _skip_space(text, at))
+            except json.JSONDecodeError as exc:
+                return records, end, exc
+            except RecursionError as exc:
+                raise _too_deep(len(text[:at].encode())) from exc
+            comma = _skip_space(text, after)
+            if comma >= len(text) or text[comma] != ",":
+                return records, end, None
+            records.append(_record(record, self._numbered + len(records) + 1))
+            at = end = comma + 1
+
+    def _rest(self, pending: bytearray, opened: bool, offset: int) -> Iterator[Any]:
+        """The file's last segment, up to its end: validated whole, else settled by the standard parser,
+        which accepts what msgspec does not (a lone surrogate escape) and names any error."""
+        if not opened:
+            _check_start(pending, whole=True)
+        text = _text(pending, len(pending), opened, offset, closed=False)
+        try:
+            segment = _VALIDATE.decode(text)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        except RecursionError as exc:
+            raise _too_deep(offset) from exc
+        else:
+            yield from self._selected(segment.Records, text, offset)
             return
         try:
-            yield from self._compact(head[match.end():], iterator, match.end())
-        except _NeedsExactParse:
-            # Records already yielded come again: the pipeline drops repeated event ids within a file.
-            if self.records is not None:
-                self.records = 0
-            yield from self._exact(self._measured(reopen()))
+            document = _decoder.decode(text)
+        except json.JSONDecodeError as exc:
+            # What was read before the error is still handed on: the records up to the last comma before it.
+            head = _OPENED_LENGTH if opened else _TRAIL_HEAD.match(text[:64].encode())
+            if head is not None:
+                records, _, _ = self._walk(text, head if isinstance(head, int) else head.end())
+                yield from (r for r in records if self._selects(r.get("eventSource")))
+            raise _invalid_json(text, exc, opened, offset) from exc
+        except RecursionError as exc:
+            raise _too_deep(offset) from exc
+        records = [_record(r, self._numbered + i) for i, r in enumerate(_records_of(document), 1)]
+        self._counted(len(records))
+        yield from (r for r in records if self._selects(r.get("eventSource")))
 
     def _measured(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
         """The chunks, adding up bytes_read from zero (a second reading of the file starts again)."""
@@ -241,162 +395,9 @@ class RecordScan:
             yield chunk
 
     def _counted(self, records: int) -> None:
+        self._numbered += records
         if self.records is not None:
             self.records += records
-
-    def _reject_start(self, stripped: bytes) -> None:
-        if stripped.startswith(b"["):
-            raise BadTrailFile('a top-level JSON list, not a CloudTrail log file ({"Records": [...]})')
-        if not stripped.startswith(b"{"):
-            raise BadTrailFile("not JSON: the file does not start with '{'")
-
-    def _compact(self, first: Chunk, rest: Iterator[Chunk], base: int) -> Iterator[Any]:
-        """Records split at every RECORD_START, chunk by chunk, each chunk scanned in place.
-
-        Only the record across a chunk seam is copied (the carried tail plus the chunk's head); a chunk
-        is never concatenated with what came before, and a record longer than a chunk is joined once.
-        `base` is the length of the file's head, so error offsets are file offsets. Each region is
-        passed the two bytes before it (b"" at the first record) to check where a candidate starts.
-        """
-        parts: list[Chunk] = []  # the incomplete record(s) since the last RECORD_START
-        offset = base  # decompressed bytes before parts[0], for error messages
-        at = base  # the same before the current chunk
-        tail: Chunk = b""  # the last two bytes before the current chunk (b"": the first record comes next)
-        carried: Chunk = b""  # the two bytes before parts[0]
-        for chunk in itertools.chain((first,), rest):
-            cut = _find(chunk, RECORD_START)
-            if cut < 0:  # no record starts wholly inside: one long record, or a start across the seam
-                parts.append(bytes(chunk))  # the chunk's buffer is reused
-                if at + len(chunk) - offset > MAX_RECORD_BYTES:
-                    raise _record_too_long(offset)
-                at += len(chunk)
-                tail = _last_two(tail, chunk, len(chunk))
-                continue
-            last = chunk.rfind(RECORD_START)
-            if parts:  # the record(s) across the seam, joined
-                joint = b"".join(parts) + chunk[:cut]
-                starts = self._starts(joint, 0, len(joint))
-                if starts:
-                    yield from self._records(joint, starts, len(joint), carried, offset)
-            starts = self._starts(chunk, cut, last)
-            if starts:
-                yield from self._records(chunk, starts, last, tail, at)
-            parts = [chunk[last:]]
-            carried = _last_two(tail, chunk, last)
-            offset = at + last
-            at += len(chunk)
-            tail = _last_two(tail, chunk, len(chunk))
-        data = b"".join(parts)
-        last = data.rfind(RECORD_START)
-        if last > 0:  # a start across the last seam left two records in the carry
-            starts = self._starts(data, 0, last)
-            if starts:
-                yield from self._records(data, starts, last, carried, offset)
-            carried = _last_two(carried, data, last)
-            data, offset = data[last:], offset + last
-        yield from self._final(data, offset, carried)
-
-    def _starts(self, data: Chunk, lo: int, hi: int) -> list[int]:
-        """Counts the complete records in data[lo:hi] (each starts with RECORD_START and ends with a
-        comma) and returns where the candidates among them start (all of them without needles)."""
-        if lo >= hi:
-            return []
-        if self.records is not None:
-            self.records += _count(data, RECORD_KEY, lo, hi)
-        if self.needles is None:
-            return list(_positions(data, RECORD_START, lo, hi))
-        return self._candidates(data, lo, hi)
-
-    def _records(self, data: Chunk, starts: list[int], hi: int, before: Chunk, base: int) -> Iterator[Any]:
-        """The records starting at `starts` in data[:hi], parsed.
-
-        `before` holds the bytes just before data[0], `base` is data[0]'s file offset. A candidate is
-        parsed only where a record can start: after `},`, or at the first record. Anywhere else (a
-        nested object whose first key is eventVersion, a second JSON document) the exact parser decides.
-        """
-        for start in starts:
-            if not _after_separator(data, start, before):
-                raise _NeedsExactParse
-            stop = _find(data, RECORD_START, start + 1, hi)
-            piece = data[start:hi if stop < 0 else stop].rstrip()
-            if not piece.endswith(b","):
-                raise _NeedsExactParse
-            yield _parse_record(piece[:-1], base + start)
-
-    def _candidates(self, data: Chunk, lo: int, hi: int) -> list[int]:
-        """Starts of the records in data[lo:hi] that name a needle as their eventSource, each once, in order.
-
-        One pass looks for the needles' common prefix (b'"opsworks'); a hit counts when the needle is
-        the value of an eventSource key (_may_be_source_value), so look-alikes naming OpsWorks as a caller
-        or a parameter are not parsed. After a counted hit the search goes on at the next record.
-        """
-        needles = self.needles
-        assert needles is not None
-        starts: list[int] = []
-        for probe in self._probes:
-            pos = _find(data, probe, lo, hi)
-            while pos >= 0:
-                if not (data.startswith(needles, pos) and _may_be_source_value(data, pos, lo)):
-                    pos = _find(data, probe, pos + 1, hi)
-                    continue
-                starts.append(data.rfind(RECORD_START, lo, pos + 1))
-                stop = _find(data, RECORD_START, pos, hi)
-                pos = -1 if stop < 0 else _find(data, probe, stop, hi)
-        if len(self._probes) > 1:
-            return sorted(set(starts))
-        return starts
-
-    def _final(self, carry: bytes, offset: int, before: Chunk) -> Iterator[Any]:
-        """The last record and the closing `]}`: parsed always, so a truncated file is caught."""
-        try:
-            text = carry.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise BadTrailFile(f"invalid UTF-8 at byte {offset + exc.start:,}") from exc
-        try:
-            record, end = _decoder.raw_decode(text)
-        except json.JSONDecodeError as exc:
-            raise _NeedsExactParse from exc
-        if _TAIL.fullmatch(text, end) is None:
-            raise _NeedsExactParse
-        self._counted(1)
-        if self.needles is None or self._candidates(carry, 0, len(carry)):
-            if not _after_separator(carry, 0, before):
-                raise _NeedsExactParse
-            yield record
-
-    def _exact(self, chunks: Iterable[Chunk]) -> Iterator[Any]:
-        """Every record (no pre-filter), through a streaming parser: any valid layout, exact errors."""
-        import ijson  # loaded only for files not in CloudTrail's own compact layout
-
-        reader = _ChunkReader(chunks)
-        events = ijson.parse(reader, use_float=False)
-        try:
-            _, event, _ = next(events)
-            if event == "start_array":
-                raise BadTrailFile('a top-level JSON list, not a CloudTrail log file ({"Records": [...]})')
-            if event != "start_map":
-                raise BadTrailFile("not a CloudTrail log file: the top level is not a JSON object")
-            seen_records = False
-            index = 0  # records so far, to name one in an error
-            for prefix, event, _ in events:
-                if prefix == "Records" and event != "start_array" and not seen_records:
-                    raise BadTrailFile(f"no Records list: Records is {_json_kind(event)}")
-                if prefix == "Records" and event == "start_array":
-                    seen_records = True
-                elif prefix == "Records.item":
-                    if event != "start_map":
-                        raise BadTrailFile(f"record {index + 1} is {_json_kind(event)}, not an object")
-                    index += 1
-                    self._counted(1)
-                    record = _build(events)
-                    reader.record_done()
-                    yield record
-            if not seen_records:
-                raise BadTrailFile("no Records list: the JSON object has no Records key")
-        except ijson.JSONError as exc:
-            raise BadTrailFile("invalid JSON: " + _parser_message(exc)) from exc
-        except UnicodeDecodeError as exc:
-            raise BadTrailFile(f"invalid UTF-8: {exc.reason}") from exc
 
     # -- JSON Lines -----------------------------------------------------------------------------------
 
@@ -408,7 +409,8 @@ class RecordScan:
             lines = (carry + chunk).split(b"\n")
             carry = lines.pop()
             if len(carry) > MAX_RECORD_BYTES:
-                raise _record_too_long(None)
+                raise BadTrailFile(f"line {line_no + 1}: longer than the cap of {MAX_RECORD_BYTES:,} bytes "
+                                   "(MAX_RECORD_BYTES)")
             for line in lines:
                 line_no += 1
                 yield from self._line(line, line_no)
@@ -419,173 +421,140 @@ class RecordScan:
         if not line.strip():
             return
         self._counted(1)
-        if self.needles is not None and not any(n in line for n in self.needles):
+        if not (self._parse_every_file or self._may_hold_source(line, b"")):
             return
         try:
             record = json.loads(line, parse_float=Decimal)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BadTrailFile(f"line {line_no}: invalid JSON: {exc}") from exc
+        except RecursionError as exc:
+            raise BadTrailFile(f"line {line_no}: nested deeper than the parser's limit") from exc
         if not isinstance(record, dict):
             raise BadTrailFile(f"line {line_no}: a record must be a JSON object")
-        yield record
+        if self.sources is None or record.get("eventSource") in self.sources:
+            yield record
 
 
-class _NeedsExactParse(Exception):
-    """The compact fast path met something it cannot split safely; the exact parser takes over."""
+_OPENED_LENGTH = len(_OPENED)
 
 
-class _ChunkReader:
-    """A read()-able view of a chunk iterator, for ijson, that refuses an overlong record."""
-
-    def __init__(self, chunks: Iterable[Chunk]) -> None:
-        self._chunks = iter(chunks)
-        self._since_record = 0  # bytes handed to the parser since the last complete record
-
-    def read(self, size: int = -1) -> bytes:
-        if size == 0:  # ijson probes with read(0) for bytes versus str
-            return b""
-        chunk = next(self._chunks, b"")
-        self._since_record += len(chunk)
-        if self._since_record > MAX_RECORD_BYTES + CHUNK_SIZE:  # one chunk of read-ahead allowed
-            raise _record_too_long(None)
-        return bytes(chunk)  # the parser may hold on to it; the chunk's buffer is reused
-
-    def record_done(self) -> None:
-        self._since_record = 0
+def _text(pending: bytearray, end: int, opened: bool, offset: int, *, closed: bool = True) -> str:
+    """pending[:end] as the text of a whole file (`{"Records":[` before it when it starts at a record,
+    `]}` after it when it ends at a cut), checked for UTF-8."""
+    data = (_OPENED if opened else b"") + pending[:end] + (_CLOSED if closed else b"")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as exc:
+        at = offset + exc.start - (len(_OPENED) if opened else 0)
+        raise BadTrailFile(f"invalid UTF-8 at byte {at:,}") from exc
 
 
-def _record_too_long(offset: int | None) -> BadTrailFile:
-    where = f" at byte {offset:,}" if offset is not None else ""
-    return BadTrailFile(f"no record ends within the cap of {MAX_RECORD_BYTES:,} bytes{where} (MAX_RECORD_BYTES): "
-                        "not a CloudTrail log file")
+def _decoded(pending: bytearray, offset: int) -> str:
+    """pending as text, without a last character that the end of pending cuts in two."""
+    try:
+        return pending.decode()
+    except UnicodeDecodeError as exc:
+        if exc.end == len(pending) and exc.reason == "unexpected end of data":
+            return pending[:exc.start].decode()
+        raise BadTrailFile(f"invalid UTF-8 at byte {offset + exc.start:,}") from exc
 
 
-def search_functions() -> tuple[Callable[..., int], Callable[..., int]]:
-    """The count and find the reader uses (stringzilla's, or the bytes methods without it), for bench/."""
-    return _count, _find
+def _record_marker(pending: bytearray) -> bytes | None:
+    """The first record's opening (b'{"eventVersion":' in CloudTrail's layout); b"" where there is no
+    usable one; None until enough of the file is there to tell."""
+    match = _FIRST_RECORD.match(pending)
+    if match is not None:
+        return bytes(match.group(1))
+    return b"" if len(pending) >= 4096 else None
 
 
-def _positions(data: Chunk, needle: bytes, start: int, end: int) -> Iterator[int]:
-    pos = _find(data, needle, start, end)
-    while pos >= 0:
-        yield pos
-        pos = _find(data, needle, pos + len(needle), end)
+def _head_end(text: str) -> int:
+    match = _TRAIL_HEAD.match(text[:64].encode())  # the head is ASCII: its length is the same in characters
+    if match is None:
+        raise BadTrailFile(f"a log file over {MAX_RECORD_BYTES:,} bytes (MAX_RECORD_BYTES) must start with "
+                           '{"Records":[ as CloudTrail writes it')
+    return match.end()
 
 
-def _may_be_source_value(data: Chunk, pos: int, lo: int) -> bool:
-    """Whether the JSON string at data[pos] may be the value of an eventSource key (never a false no).
-
-    Two byte tests settle nearly every hit. After `":` the key ends right before the colon: it is
-    eventSource written plainly (`"eventSource":` precedes), or written with an escape (a backslash
-    within the KEY_REACH bytes before the colon), or another key: a look-alike. After a single
-    backslash the quote is escaped, so the hit is inside a string. Anything else is read backwards
-    (_read_back_is_source_key).
-    """
-    if pos >= _KEY_REACH:
-        if data.startswith(b'":', pos - 2):
-            plain = data.startswith(SOURCE_KEY, pos - len(SOURCE_KEY))
-            return plain or data.find(b"\\", pos - _KEY_REACH, pos - 2) >= 0
-        if data[pos - 1] == 0x5C and data[pos - 2] != 0x5C:  # '\"': an escaped quote, inside a string
-            return False
-    return _read_back_is_source_key(data, pos, lo)
-
-
-_KEY_REACH = 2 + 6 * len("eventSource") + 2
-"""How far before a needle an eventSource key can start: `"`, 11 characters of up to 6 bytes
-(`\\u0065`), `":`."""
+def _check_start(data: Chunk, *, whole: bool) -> None:
+    """Refuses a file that cannot be a log file by its first bytes (a bomb of zeros is stopped there)."""
+    stripped = data.lstrip(_SPACE)
+    if not (stripped or whole):
+        return
+    if stripped.startswith(b"["):
+        raise BadTrailFile('a top-level JSON list, not a CloudTrail log file ({"Records": [...]})')
+    if not stripped.startswith(b"{"):
+        raise BadTrailFile("not JSON: the file does not start with '{'")
+    head = _TRAIL_HEAD.match(stripped)
+    if head is not None:
+        first = stripped[head.end():].lstrip(_SPACE)[:1]
+        if first and first[0] not in _VALUE_STARTS:
+            at = len(data) - len(stripped[head.end():].lstrip(_SPACE))
+            raise BadTrailFile(f"invalid JSON: no JSON value at byte {at:,}, where the first record should be")
 
 
-def _read_back_is_source_key(data: Chunk, pos: int, lo: int) -> bool:
-    """_may_be_source_value for the rare hit the byte tests leave open, reading back to data[lo] at most.
-
-    A string that is not after a colon is an array element or a key; after a colon, the key decides, and
-    a key with an escape in it, or anything unexpected, counts as a yes (the record is parsed and the
-    caller's exact test decides), so no whitespace or escaping can hide one.
-    """
-    key_at = pos - len(SOURCE_KEY)
-    if key_at >= lo and data.startswith(SOURCE_KEY, key_at):
-        return True
-    i = pos - 1
-    while i >= lo and data[i] in _JSON_SPACE:
-        i -= 1
-    if i < lo:
-        return True
-    if data[i] != 0x3A:  # ':'
-        return False
-    i -= 1
-    while i >= lo and data[i] in _JSON_SPACE:
-        i -= 1
-    if i < lo or data[i] != 0x22:  # '"'
-        return True
-    opening = data.rfind(b'"', lo, i)
-    if opening <= lo:
-        return True
-    key = data[opening + 1:i]
-    return key == b"eventSource" or b"\\" in key or data[opening - 1] == 0x5C  # '\\'
+_VALUE_STARTS = b'{[]"-0123456789tfn'
 
 
-def _last_two(before: Chunk, data: Chunk, end: int) -> Chunk:
-    """The two bytes before data[end], reaching into `before` (the bytes before data) without copying data."""
-    return data[end - 2:end] if end >= 2 else (before + data[:end])[-2:]
+def _records_of(document: Any) -> list[Any]:
+    if not isinstance(document, dict):
+        raise BadTrailFile("not a CloudTrail log file: the top level is not a JSON object")
+    if "Records" not in document:
+        raise BadTrailFile("no Records list: the JSON object has no Records key")
+    records = document["Records"]
+    if not isinstance(records, list):
+        raise BadTrailFile(f"no Records list: Records is {_json_kind(records)}")
+    return records
 
 
-def _after_separator(data: Chunk, start: int, before: Chunk) -> bool:
-    """Whether the record at data[start] follows `},` (or is the file's first record: before == b"")."""
-    preceding = data[start - 2:start] if start >= 2 else (before + data[:start])[-2:]
-    return preceding == RECORD_SEPARATOR or preceding == b""
+def _record(record: Any, number: int) -> Any:
+    if not isinstance(record, dict):
+        raise BadTrailFile(f"record {number} is {_json_kind(record)}, not an object")
+    return record
 
 
-def _common_prefix(needles: tuple[bytes, ...]) -> bytes:
-    if not needles:
+def _invalid_json(text: str, error: json.JSONDecodeError, opened: bool, offset: int) -> BadTrailFile:
+    """The parser's reason and the file offset, never the file's text around it (it may hold a secret)."""
+    at = offset + len(text[:error.pos].encode()) - (_OPENED_LENGTH if opened else 0)
+    return BadTrailFile(f"invalid JSON: {error.msg} at byte {at:,}")
+
+
+def _too_deep(offset: int) -> BadTrailFile:
+    return BadTrailFile(f"a record after byte {offset:,} is nested deeper than the JSON parser allows")
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t\r\n":
+        at += 1
+    return at
+
+
+def _hex(digits: bytes) -> int:
+    try:
+        return int(digits, 16)
+    except ValueError:
+        return -1
+
+
+def _common_prefix(names: list[bytes]) -> bytes:
+    if not names:
         return b""
-    first, last = min(needles), max(needles)
+    first, last = min(names), max(names)
     size = 0
     while size < len(first) and first[size] == last[size]:
         size += 1
     return first[:size]
 
 
-def _parse_record(piece: Chunk, offset: int) -> Any:
-    """The record in piece (at file offset `offset`). Invalid UTF-8 is an error wherever the record
-    came from; a JSON error may be the fast path's split, so the exact parser decides."""
-    try:
-        record = json.loads(piece, parse_float=Decimal)
-    except UnicodeDecodeError as exc:
-        raise BadTrailFile(f"invalid UTF-8 at byte {offset + exc.start:,}") from exc
-    except json.JSONDecodeError as exc:
-        raise _NeedsExactParse from exc
-    if not isinstance(record, dict):
-        raise _NeedsExactParse
-    return record
-
-
-def _build(events: Iterator[tuple[str, str, Any]]) -> Any:
-    """Assemble one JSON object from ijson events, the start_map already consumed."""
-    from ijson.common import ObjectBuilder
-
-    builder = ObjectBuilder()
-    builder.event("start_map", None)
-    depth = 1
-    for _, event, value in events:
-        builder.event(event, value)
-        if event in ("start_map", "start_array"):
-            depth += 1
-        elif event in ("end_map", "end_array"):
-            depth -= 1
-            if depth == 0:
-                return builder.value
-    raise BadTrailFile("invalid JSON: the file ends inside a record")
-
-
-def _parser_message(exc: Exception) -> str:
-    """The parser's own words without the quoted file text around the error: a reason is stored and
-    logged, and the text it quotes could hold a secret (a password in requestParameters, say)."""
-    message = exc.args[0] if exc.args else ""
-    if isinstance(message, bytes):
-        message = message.decode("utf-8", "replace")
-    return " ".join(str(message).strip().split("\n", 1)[0].split()) or type(exc).__name__
-
-
-def _json_kind(event: str) -> str:
-    return {"null": "null", "boolean": "a boolean", "number": "a number", "string": "a string",
-            "start_map": "an object", "start_array": "a list"}.get(event, event)
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float | Decimal):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, dict):
+        return "an object"
+    return "a list"
