@@ -3,8 +3,9 @@
 `make bench` compares the whole pipeline with the isal floor; this splits the gap. Each variant runs
 in this process on the generated skip file (no OpsWorks record), interleaved, CPU-time medians:
 the floor (isal's gzip reader into one reused buffer), the reader's own inflation, inflation plus
-each pass over every chunk (the needle search; the record count that --count-records adds), and the
-reader itself, with and without counting. `--sizes` adds the reader with other read/chunk sizes.
+each pass over every chunk (the search for a quoted source name, the search for `\\u` escapes), the
+reader itself, and the reader parsing every record (what --count-records costs). `--sizes` adds the
+reader with other read/chunk sizes.
 
     .venv/bin/python bench/passes.py [--file bench-data/skip-64mb.json.gz] [--repeat 9] [--sizes]
 """
@@ -23,24 +24,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-import stringzilla  # noqa: E402
-from isal import isal_zlib  # noqa: E402
+from isal import igzip  # noqa: E402
 
 from core import trailfile  # noqa: E402
 from core.selection import Selection  # noqa: E402
-from core.trailfile import RECORD_KEY, Chunk, RecordScan, decompressed_chunks  # noqa: E402
+from core.trailfile import Chunk, RecordScan, decompressed_chunks  # noqa: E402
 
 NO_CAP = 1 << 40
 SELECTION = Selection(frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"}))
+PROBE = b'"opsworks'
+ESCAPE = b"\\u"
 
 
 def variants(raw: bytes, sizes: bool) -> dict[str, Callable[[], object]]:
     """The measured variants, each a function of no arguments over the same compressed bytes."""
-    count, find = trailfile.search_functions()
-    probe = RecordScan(SELECTION.needles)._probes[0]
+    find = trailfile._find
 
     def floor() -> None:
-        buffer, reader = bytearray(512 << 10), isal_zlib._GzipReader(io.BytesIO(raw), 64 << 10)
+        buffer, reader = bytearray(512 << 10), igzip.IGzipFile(fileobj=io.BytesIO(raw))
         while reader.readinto(buffer):
             pass
 
@@ -50,14 +51,12 @@ def variants(raw: bytes, sizes: bool) -> dict[str, Callable[[], object]]:
                 work(chunk)
         return run
 
-    def search(chunk: Chunk) -> None:
-        pos = find(chunk, probe)
-        while pos >= 0:
-            pos = find(chunk, probe, pos + 1)
-
-    def both(chunk: Chunk) -> None:
-        count(chunk, RECORD_KEY)
-        search(chunk)
+    def search(needle: bytes) -> Callable[[Chunk], None]:
+        def run(chunk: Chunk) -> None:
+            pos = find(chunk, needle)
+            while pos >= 0:
+                pos = find(chunk, needle, pos + 1)
+        return run
 
     def reader(read_size: int | None = None, chunk_size: int | None = None,
                count_records: bool = False) -> Callable[[], None]:
@@ -65,7 +64,7 @@ def variants(raw: bytes, sizes: bool) -> dict[str, Callable[[], object]]:
             saved = trailfile.READ_SIZE, trailfile.CHUNK_SIZE
             trailfile.READ_SIZE, trailfile.CHUNK_SIZE = read_size or saved[0], chunk_size or saved[1]
             try:
-                scan = RecordScan(SELECTION.needles, count_records=count_records)
+                scan = RecordScan(SELECTION.sources, count_records=count_records)
 
                 def opened() -> Iterator[Chunk]:
                     return decompressed_chunks(io.BytesIO(raw), NO_CAP)
@@ -76,26 +75,13 @@ def variants(raw: bytes, sizes: bool) -> dict[str, Callable[[], object]]:
                 trailfile.READ_SIZE, trailfile.CHUNK_SIZE = saved
         return run
 
-    def wide(run: Callable[[], None]) -> Callable[[], None]:
-        """With stringzilla's 256/512-bit kernels too (core.trailfile keeps the 128-bit ones on x86)."""
-        def wrapped() -> None:
-            narrow = tuple(stringzilla.__capabilities__)
-            stringzilla.reset_capabilities(trailfile.WIDE_KERNELS or narrow)
-            try:
-                run()
-            finally:
-                stringzilla.reset_capabilities(narrow)
-        return wrapped
-
     measured: dict[str, Callable[[], object]] = {
         "floor (isal reader, reused buffer)": floor,
         "inflate (decompressed_chunks)": inflate_then(lambda chunk: None),
-        f"  + find {probe.decode()!r}": inflate_then(search),
-        "  + count '\"eventVersion\":'": inflate_then(lambda chunk: count(chunk, RECORD_KEY)),
-        "  + both": inflate_then(both),
+        f"  + find {PROBE.decode()!r}": inflate_then(search(PROBE)),
+        f"  + find {ESCAPE.decode()!r}": inflate_then(search(ESCAPE)),
         "reader (RecordScan)": reader(),
-        "reader, counting records": reader(count_records=True),
-        "reader, wide kernels": wide(reader()),
+        "reader, parsing every record": reader(count_records=True),
     }
     if sizes:
         for read_size, chunk_size in ((32 << 10, 256 << 10), (128 << 10, 1 << 20), (64 << 10, 1 << 20),

@@ -47,8 +47,8 @@ class Outcome:
     reason: str = ""
     permanent: bool = False
     records: int | None = None
-    """Every record in the file, when the reader was asked to count them (a pass over every byte, so
-    off by default: the fast path decides without looking at records it does not parse)."""
+    """Every record in the file, when the reader was asked to count them (that parses every file, so it
+    is off by default: a file that cannot hold a selected record is searched, never parsed)."""
     bytes_read: int = 0
     """The file's decompressed size: the reader always reads all of it (the gzip trailer's CRC proves it)."""
     matched: int = 0

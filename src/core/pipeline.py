@@ -128,7 +128,8 @@ class Pipeline:
 
     def _read(self, ref: ObjectRef) -> Generator[Chunk, None, None]:
         """The object's decompressed chunks, its stream closed when they end or are closed. Called again
-        for the rare file the compact fast path hands to the exact parser."""
+        for the rare file whose first candidate comes after the start the reader keeps (nothing has been
+        yielded from it by then)."""
         stream = self.open(ref)
         try:
             yield from decompressed_chunks(stream, self.max_decompressed_bytes)
