@@ -207,8 +207,9 @@ class RecordScan:
         prefix = _common_prefix(quoted)
         # One search for the common prefix (b'"opsworks') instead of one per source, when it is selective.
         self._probes: tuple[bytes, ...] = (prefix,) if len(prefix) >= 4 else tuple(quoted)
+        self._quoted = tuple(quoted)
+        self._longest = max(map(len, quoted), default=0)
         self._escapable = frozenset(b for name in quoted for b in name[1:-1])
-        self._seam = max((len(probe) for probe in self._probes), default=0) + len(_ESCAPE) + 4
 
     # -- CloudTrail log files -------------------------------------------------------------------------
 
@@ -229,7 +230,7 @@ class RecordScan:
                 yield from self._parse(itertools.chain(kept, (chunk,), measured) if kept is not None
                                        else self._measured(reopen()))
                 return
-            tail = (tail + bytes(chunk[-self._seam:]))[-self._seam:]
+            tail = (tail + bytes(chunk[-_REACH:]))[-_REACH:]
             kept_bytes += len(chunk)
             if kept is not None and kept_bytes <= KEEP_BYTES:
                 kept.append(bytes(chunk))
@@ -241,12 +242,20 @@ class RecordScan:
             yield from self._parse(kept if kept is not None else self._measured(reopen()))
 
     def _may_hold_source(self, chunk: Chunk, tail: bytes) -> bool:
-        """Whether a selected eventSource value can be in chunk (tail: the end of the chunk before it)."""
-        seam = tail + bytes(chunk[:self._seam])
-        for probe in self._probes:
-            if _find(chunk, probe) >= 0 or _find(seam, probe) >= 0:
-                return True
-        return self._escapes_a_source_character(chunk) or self._escapes_a_source_character(seam)
+        """Whether a selected eventSource value can be in chunk (tail: the _REACH bytes before it).
+
+        A hit counts unless it certainly is not a record's eventSource: the value of another key
+        (`"invokedBy":"opsworks.amazonaws.com"`: OpsWorks calling EC2 is common), or inside a string.
+        """
+        joint = tail + bytes(chunk[:_REACH + self._longest])  # hits near the seam, with what precedes them
+        for data, start in ((joint, 0), (chunk, _REACH)):
+            for probe in self._probes:
+                pos = _find(data, probe, start)
+                while pos >= 0:
+                    if data.startswith(self._quoted, pos) and _may_be_source_value(data, pos):
+                        return True
+                    pos = _find(data, probe, pos + 1)
+        return self._escapes_a_source_character(chunk) or self._escapes_a_source_character(joint)
 
     def _escapes_a_source_character(self, data: Chunk) -> bool:
         """A `\\u00XX` escape of a character of a source name (`\\u003d` for `=` is common, and harmless)."""
@@ -300,23 +309,23 @@ class RecordScan:
             if pending[comma] != 0x2C:  # ',': not after another record, so not a record
                 continue
             tries -= 1
-            text = _text(pending, comma, opened, offset)
+            data = _text(pending, comma, opened, offset)
             try:
-                segment = _VALIDATE.decode(text)
+                segment = _VALIDATE.decode(data)
             except (msgspec.DecodeError, msgspec.ValidationError):
                 continue  # a nested object, or an error that a later try or the end of the file will name
             except RecursionError as exc:
                 raise _too_deep(offset) from exc
-            return start, self._selected(segment.Records, text, offset)
+            return start, self._selected(segment.Records, data, offset)
         return None
 
-    def _selected(self, records: list[_Source], text: str, offset: int) -> list[Any]:
+    def _selected(self, records: list[_Source], data: bytes, offset: int) -> list[Any]:
         """The records of a validated segment whose eventSource is selected, parsed in full."""
         self._counted(len(records))
         chosen = [i for i, record in enumerate(records) if self._selects(record.eventSource)]
         if not chosen:
             return []
-        raw = _RAW.decode(text).Records
+        raw = _RAW.decode(data).Records
         try:
             return [_decoder.decode(bytes(raw[i]).decode()) for i in chosen]
         except RecursionError as exc:
@@ -362,16 +371,17 @@ class RecordScan:
         which accepts what msgspec does not (a lone surrogate escape) and names any error."""
         if not opened:
             _check_start(pending, whole=True)
-        text = _text(pending, len(pending), opened, offset, closed=False)
+        data = _text(pending, len(pending), opened, offset, closed=False)
         try:
-            segment = _VALIDATE.decode(text)
+            segment = _VALIDATE.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
             pass
         except RecursionError as exc:
             raise _too_deep(offset) from exc
         else:
-            yield from self._selected(segment.Records, text, offset)
+            yield from self._selected(segment.Records, data, offset)
             return
+        text = data.decode()
         try:
             document = _decoder.decode(text)
         except json.JSONDecodeError as exc:
@@ -438,15 +448,19 @@ class RecordScan:
 _OPENED_LENGTH = len(_OPENED)
 
 
-def _text(pending: bytearray, end: int, opened: bool, offset: int, *, closed: bool = True) -> str:
-    """pending[:end] as the text of a whole file (`{"Records":[` before it when it starts at a record,
-    `]}` after it when it ends at a cut), checked for UTF-8."""
-    data = (_OPENED if opened else b"") + pending[:end] + (_CLOSED if closed else b"")
-    try:
-        return data.decode()
-    except UnicodeDecodeError as exc:
-        at = offset + exc.start - (len(_OPENED) if opened else 0)
-        raise BadTrailFile(f"invalid UTF-8 at byte {at:,}") from exc
+def _text(pending: bytearray, end: int, opened: bool, offset: int, *, closed: bool = True) -> bytes:
+    """pending[:end] as the bytes of a whole file (`{"Records":[` before it when it starts at a record,
+    `]}` after it when it ends at a cut), checked for UTF-8 (at once where it is all ASCII, as it nearly
+    always is)."""
+    with memoryview(pending) as view:
+        data = b"".join((_OPENED if opened else b"", view[:end], _CLOSED if closed else b""))
+    if not data.isascii():
+        try:
+            data.decode()
+        except UnicodeDecodeError as exc:
+            at = offset + exc.start - (len(_OPENED) if opened else 0)
+            raise BadTrailFile(f"invalid UTF-8 at byte {at:,}") from exc
+    return data
 
 
 def _decoded(pending: bytearray, offset: int) -> str:
@@ -534,6 +548,52 @@ def _hex(digits: bytes) -> int:
         return int(digits, 16)
     except ValueError:
         return -1
+
+
+_KEY_REACH = 2 + 6 * len("eventSource") + 2
+"""How far before a value an eventSource key can start: `"`, 11 characters of up to 6 bytes (`\\u0065`), `":`."""
+_REACH = 128
+"""Bytes of the chunk before kept to judge a hit near the seam (more than _KEY_REACH)."""
+_SOURCE_KEY = b'"eventSource":'
+
+
+def _may_be_source_value(data: bytes | bytearray, pos: int) -> bool:
+    """Whether the JSON string at data[pos] may be the value of an eventSource key (never a false no).
+
+    After `":` the key ends right before the colon: it is eventSource written plainly, or written with
+    an escape (a backslash within _KEY_REACH bytes), or another key. After a single backslash the quote
+    is escaped, so the hit is inside a string. Anything else is read backwards.
+    """
+    if pos >= _KEY_REACH:
+        if data.startswith(b'":', pos - 2):
+            return data.startswith(_SOURCE_KEY, pos - len(_SOURCE_KEY)) or data.find(b"\\", pos - _KEY_REACH,
+                                                                                     pos - 2) >= 0
+        if data[pos - 1] == 0x5C and data[pos - 2] != 0x5C:  # '\"': an escaped quote, inside a string
+            return False
+    return _read_back_is_source_key(data, pos)
+
+
+def _read_back_is_source_key(data: bytes | bytearray, pos: int) -> bool:
+    """_may_be_source_value for the rare hit the byte tests leave open (whitespace around the colon, the
+    start of the data). A string not after a colon is an array element or a key; after a colon the key
+    decides; a key with an escape in it, or anything unexpected, counts as a yes."""
+    i = pos - 1
+    while i >= 0 and data[i] in _SPACE:
+        i -= 1
+    if i < 0:
+        return True
+    if data[i] != 0x3A:  # ':'
+        return False
+    i -= 1
+    while i >= 0 and data[i] in _SPACE:
+        i -= 1
+    if i < 0 or data[i] != 0x22:  # '"'
+        return True
+    opening = data.rfind(b'"', 0, i)
+    if opening <= 0:
+        return True
+    key = data[opening + 1:i]
+    return key == b"eventSource" or b"\\" in key or data[opening - 1] == 0x5C  # '\\'
 
 
 def _common_prefix(names: list[bytes]) -> bytes:
