@@ -77,7 +77,7 @@ def build(dest: Path, *, arch: str = TEMPLATE_ARCH, python: Path | None = None, 
         source_copy = Path(scratch) / "src"
         shutil.copytree(sources, source_copy, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         made = subprocess.run(["make", "--no-print-directory", "-f", str(RECIPE), TARGET, f"ARTIFACTS_DIR={dest}",
-                               f"ARCH={arch}", f"RUNTIME_PYTHON={python}"],
+                               f"LAMBDA_ARCH={arch}", f"RUNTIME_PYTHON={python}"],
                               cwd=source_copy, capture_output=True, text=True)
     if made.returncode != 0:
         output = "\n".join(line for line in (made.stdout + made.stderr).splitlines() if "is ignored" not in line)
@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         if package.exists():
             make_writable(package)
             shutil.rmtree(package)
-        print(f"building {package} (make -f make/lambda/Makefile {TARGET} ARCH={args.arch}) ...", file=sys.stderr)
+        print(f"building {package} (make -f make/lambda/Makefile {TARGET} LAMBDA_ARCH={args.arch}) ...",
+              file=sys.stderr)
         try:
             build(package, arch=args.arch)
         except PackageUnavailable as exc:

@@ -15,6 +15,7 @@ fails is a failure everywhere: it is the product that failed.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -25,7 +26,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
-from ddb_local_plugin import _ci_enabled
 from lambda_package import (
     PackageUnavailable,
     build,
@@ -35,6 +35,8 @@ from lambda_package import (
     runtime_python,
     runtime_venv,
 )
+
+from ddb_local_plugin import _ci_enabled
 
 RUNNER = Path(__file__).resolve().parent / "package_runner.py"
 
@@ -100,3 +102,22 @@ def run_handler(python: Path, code: Path, handler: str, invocations: list[dict[s
         if done.returncode != 0 or not answers.exists():
             raise AssertionError(f"{python} {RUNNER.name} exited {done.returncode}:\n{output[-4000:]}")
         return Run(json.loads(answers.read_text(encoding="utf-8")), output)
+
+
+def imports_of(code: Path) -> set[str]:
+    """Every import statement of the code, anywhere (in functions too), as `module` or `module:name` (from
+    module import name), but those only type checkers read (under `if TYPE_CHECKING:`) and relative ones."""
+    found: set[str] = set()
+    for path in code.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
+                   for stmt in block.body for node in ast.walk(stmt)}
+        for node in ast.walk(tree):
+            if id(node) in skipped:
+                continue
+            if isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found |= {f"{node.module}:{alias.name}" for alias in node.names}
+    return {name for name in found if not name.startswith("__future__")}

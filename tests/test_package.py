@@ -11,7 +11,6 @@ without OpsWorks records) plus generated ones mixing those traits.
 
 from __future__ import annotations
 
-import ast
 import gzip
 import json
 import random
@@ -31,7 +30,6 @@ from boto3.dynamodb.types import TypeDeserializer
 from lambda_package import lambda_environment
 from lambda_requirements import RUNTIME_PROVIDED, canonical
 from moto.server import ThreadedMotoServer
-from package_plugin import Run, run_handler
 
 from cli.dynamodb_local import client_kwargs
 from cli.invoke import SAMPLE_BUCKET, function_spec
@@ -40,6 +38,7 @@ from cli.template import load_template, table_definition_from_template
 from conftest import EVENTS_DIR, REPO
 from core.model import utc_now
 from core.triggers import encode_key
+from package_plugin import Run, imports_of, run_handler
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -218,7 +217,7 @@ def world(lambda_package: Path, lambda_runtime: Path, moto_endpoint: str, dynamo
             environment = lambda_environment(
                 code, **FUNCTION.environment, TABLE_NAME=table, AWS_ENDPOINT_URL_S3=moto_endpoint,
                 AWS_ENDPOINT_URL_DYNAMODB=dynamodb_local_endpoint,
-                AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:{}".format(xray.getsockname()[1]),
+                AWS_XRAY_DAEMON_ADDRESS=f"127.0.0.1:{xray.getsockname()[1]}",
                 AWS_XRAY_CONTEXT_MISSING="LOG_ERROR",
                 _X_AMZN_TRACE_ID="Root=1-6650f1a2-0123456789abcdef01234567;Parent=53995c3f42cd8ad8;Sampled=1")
             run = run_handler(python, code, FUNCTION.handler, invocations, environment)
@@ -280,25 +279,6 @@ def test_the_runtime_environment_holds_boto3_and_its_dependencies_only_and_the_p
     assert {canonical(name) for name in held.stdout.split()} == RUNTIME_PROVIDED
     bundled = {canonical(info.name.split("-")[0]) for info in lambda_package.glob("*.dist-info")}
     assert bundled and not bundled & RUNTIME_PROVIDED
-
-
-def imports_of(code: Path) -> set[str]:
-    """Every import statement of the code, anywhere (in functions too), as `module` or `module:name` (from
-    module import name), but those only type checkers read (under `if TYPE_CHECKING:`) and relative ones."""
-    found: set[str] = set()
-    for path in code.rglob("*.py"):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
-                   and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")
-                   for stmt in block.body for node in ast.walk(stmt)}
-        for node in ast.walk(tree):
-            if id(node) in skipped:
-                continue
-            if isinstance(node, ast.Import):
-                found |= {alias.name for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                found |= {f"{node.module}:{alias.name}" for alias in node.names}
-    return {name for name in found if not name.startswith("__future__")}
 
 
 IMPORT_PROBE = """
