@@ -46,7 +46,7 @@ def runtime_python(environ: Mapping[str, str] = os.environ) -> Path | None:
     """A Python of the runtime's version: $RUNTIME_PYTHON, python3.12 on PATH, pyenv's, the system's."""
     home = Path(environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
     wanted = "python{}.{}".format(*RUNTIME_VERSION)
-    candidates = [environ.get("RUNTIME_PYTHON", ""), shutil.which(wanted) or "",
+    candidates = [environ.get("RUNTIME_PYTHON", ""), shutil.which(wanted, path=environ.get("PATH")) or "",
                   *sorted(glob.glob(str(home / "versions" / "{}.{}*".format(*RUNTIME_VERSION) / "bin" / wanted)),
                           reverse=True),
                   f"/usr/local/bin/{wanted}", f"/usr/bin/{wanted}"]

@@ -213,6 +213,7 @@ def world(lambda_package: Path, lambda_runtime: Path, moto_endpoint: str, dynamo
         table = f"opsworks-trail-package-{uuid.uuid4().hex[:12]}"
         ddb.create_table(TableName=table, **table_definition_from_template())
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as xray:
+            xray.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # read only after the run
             xray.bind(("127.0.0.1", 0))
             environment = lambda_environment(
                 code, **FUNCTION.environment, TABLE_NAME=table, AWS_ENDPOINT_URL_S3=moto_endpoint,
