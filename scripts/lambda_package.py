@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from email.parser import HeaderParser
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "make" / "lambda" / "Makefile"
 TARGET = "build-IngestFunction"
@@ -109,7 +111,7 @@ def runtime_venv(dest: Path, *, python: Path | None = None) -> Path:
     python = python or runtime_python()
     if python is None:
         raise PackageUnavailable("no Python {}.{} found (set RUNTIME_PYTHON)".format(*RUNTIME_VERSION))
-    boto3 = [r for r in project_requirements(ROOT / "pyproject.toml") if canonical(_name_of(r)) == "boto3"]
+    boto3 = [r for r in project_requirements(ROOT / "pyproject.toml") if canonical(Requirement(r).name) == "boto3"]
     steps = [[str(python), "-m", "venv", "--without-pip", str(dest)],
              [sys.executable, "-m", "pip", "--disable-pip-version-check", "--python", str(dest / "bin" / "python"),
               "install", "--quiet", *(boto3 or ["boto3"])]]
@@ -180,13 +182,6 @@ def _files(package: Path) -> Iterator[Path]:
 def _source_of(pyc: Path, package: Path) -> Path:
     """foo/__pycache__/bar.cpython-312.pyc -> foo/bar.py"""
     return pyc.parent.parent / (pyc.name.split(".", 1)[0] + ".py")
-
-
-def _name_of(requirement: str) -> str:
-    for i, char in enumerate(requirement):
-        if not (char.isalnum() or char in "-_."):
-            return requirement[:i]
-    return requirement
 
 
 def show(package: Path) -> str:

@@ -161,7 +161,9 @@ class Side:
     def task(self, label: str) -> dict[str, Any]:
         answer = self.result("reader-paths")
         assert "response" in answer, f"the reader-paths invocation failed: {answer}\n{self.run.output[-3000:]}"
-        return next(r for r in answer["response"]["results"] if r["taskId"] == label)
+        results = {result["taskId"]: result for result in answer["response"]["results"]}
+        assert label in results, f"no result for task {label}: {answer}"
+        return results[label]
 
     def stored_ids(self, key: str) -> set[str]:
         return {item["event_id"] for item in self.items
