@@ -38,8 +38,8 @@ $(SAM_TOOLS_STAMP):
 	    "aws-sam-cli==$(SAM_CLI_VERSION)" "checkov==$(CHECKOV_VERSION)"
 	touch $@
 
-build: $(SAM_TOOLS_STAMP) $(STAMP) ## Build the Lambda package (arm64 wheels, no Docker) into .aws-sam/build
-	PIP="$(abspath $(STACK_PYTHON)) -m pip" $(SAM) build --template-file template.yaml
+build: $(SAM_TOOLS_STAMP) $(STAMP) ## Build the Lambda package (make/lambda: arm64 wheels, no Docker) into .aws-sam/build
+	$(SAM) build --template-file template.yaml
 
 validate: $(SAM_TOOLS_STAMP) $(STAMP) ## sam validate --lint, cfn-lint on the SAM and translated templates, checkov
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(STACK_LINT_REGION)} $(SAM) validate --lint --template-file template.yaml

@@ -474,6 +474,30 @@ def test_undeliverable_notifications_go_to_the_dead_letter_queue(sam: dict[str, 
     }
 
 
+def _evaluate(value: Any, parameters: dict[str, str]) -> Any:
+    """Ref, Fn::Split and Fn::Select, as CloudFormation evaluates them."""
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return parameters[value["Ref"]]
+    if isinstance(value, dict) and set(value) == {"Fn::Split"}:
+        separator, text = value["Fn::Split"]
+        return _evaluate(text, parameters).split(separator)
+    if isinstance(value, dict) and set(value) == {"Fn::Select"}:
+        index, items = value["Fn::Select"]
+        return _evaluate(items, parameters)[int(index)]
+    return value
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1", "ap-southeast-2", "us-gov-west-1", "cn-north-1"])
+def test_the_sns_subscription_is_made_in_the_topics_own_region(
+        region: str, sam: dict[str, Any], translated: dict[str, Any]) -> None:
+    partition = {"us-gov-west-1": "aws-us-gov", "cn-north-1": "aws-cn"}.get(region, "aws")
+    topic = f"arn:{partition}:sns:{region}:111122223333:org-trail-topic"
+    for template in (sam, translated):
+        subscription = template["Resources"]["TrailTopicSubscription"]["Properties"]
+        assert _evaluate(subscription["Region"], {"TrailTopicArn": topic}) == region
+        assert subscription["TopicArn"] == {"Ref": "TrailTopicArn"}
+
+
 def test_descriptions_name_every_delivery_path(sam: dict[str, Any]) -> None:
     description = _function(sam)["Description"]
     assert len(description) <= 256  # Lambda's limit
