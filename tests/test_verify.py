@@ -448,3 +448,48 @@ def test_the_handler_verifies_digests_and_counts_findings(trail: Trail, monkeypa
     emitted = capsys.readouterr().out
     assert '"IntegrityFindings"' in emitted and trail.digests[0].key in emitted
     assert [s.verified for s in coverage_from_table(trail.store)] == [3, 4]
+
+
+# -- the report's coverage section ---------------------------------------------------------------------
+
+def test_the_report_states_the_coverage_the_function_verified(trail: Trail, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    trail.write(regions=("us-east-1", "eu-west-1"))
+    trail.ingest()
+    pipeline = digest_pipeline(trail)
+    for d in trail.digests:
+        pipeline.ingest(ref_of(trail, d.key))
+    page = tmp_path / "report.html"
+    assert main(["report", "--table", trail.table, "--html", str(page), "--format", "json"]) == 0
+    coverage = json.loads(capsys.readouterr().out)["coverage"]
+    assert [(c["account"], c["region"], c["status"], c["hours_verified"], c["log_files"]["ingested"])
+            for c in coverage] == [(a, r, "proven", 4.0, 8) for a in ACCOUNTS for r in ("eu-west-1", "us-east-1")]
+    html = page.read_text()
+    assert "Coverage: what CloudTrail" in html and html.index("Coverage") < html.index("</body>")
+    assert main(["report", "--table", trail.table]) == 0
+    assert "proven" in capsys.readouterr().out
+
+
+def test_the_report_says_not_provable_without_digests_and_lists_findings(trail: Trail,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from core.report import add_coverage_html, render_coverage_text
+
+    assert "Not provable" in render_coverage_text([])
+    assert "Not provable" in add_coverage_html("<html><body></body></html>", [])
+    trail.write()
+    trail.ingest()
+    trail.put_digest(trail.digests[0], dict(trail.digests[0].metadata, signature="ab" * 256))
+    digest_pipeline(trail).ingest(ref_of(trail, trail.digests[0].key))
+    streams = coverage_from_table(trail.store)
+    assert trail.digests[0].key in render_coverage_text(streams)
+    assert trail.digests[0].key in add_coverage_html("<body></body>", streams)
+
+
+def test_hours_proven_count_each_hour_once_when_trails_overlap() -> None:
+    from core.verify import StreamReport
+
+    stream = StreamReport("1", "r")
+    stream.covers("2024-05-01T00:00:00Z", "2024-05-01T02:00:00Z")
+    stream.covers("2024-05-01T01:00:00Z", "2024-05-01T03:00:00Z")
+    stream.covers("2024-05-01T05:00:00Z", "2024-05-01T06:00:00Z")
+    assert stream.hours_verified == pytest.approx(4.0)

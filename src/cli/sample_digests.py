@@ -1,9 +1,8 @@
 """Signed digest files for generated trail buckets (the demo, the tests): CloudTrail's format, chain and
 signature, made with a demo key generated for the run instead of CloudTrail's.
 
-A directory stands for a bucket, so what S3 keeps beside an object is kept beside the directory:
-`<dir>.s3-metadata.json` (each digest's x-amz-meta-signature) and `<dir>.public-keys.json` (the demo
-public key, in the form `aws cloudtrail list-public-keys --output json` saves).
+A directory stands for a bucket; what S3 keeps beside a digest (its x-amz-meta-signature) is returned
+to the caller, which keeps it in the sample manifest and sets it when uploading to S3.
 """
 
 from __future__ import annotations
@@ -13,9 +12,10 @@ import gzip
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
@@ -31,6 +31,8 @@ from core.digests import (
     parse_time,
     string_to_sign,
 )
+from core.errors import SourceError
+from core.model import BinaryStream, ObjectRef
 
 TRAIL = "management-events"
 
@@ -112,9 +114,12 @@ def content_sha256(body: bytes) -> str:
     return hashlib.sha256(gzip.decompress(body) if body[:2] == b"\x1f\x8b" else body).hexdigest()
 
 
-def chained_digests(signer: DigestSigner, bucket: str, logs: Mapping[str, bytes]) -> list[SignedDigest]:
+def chained_digests(signer: DigestSigner, bucket: str, logs: Mapping[str, bytes], *,
+                    daily: bool = False) -> list[SignedDigest]:
     """Digests for every log file named like CloudTrail's: per prefix, account and Region, one for each
-    hour with deliveries, each chained to the one before it (whose end is its start)."""
+    hour with deliveries (CloudTrail writes one every hour; an hour without files is folded into the
+    next digest's period, to keep sample buckets small), each chained to the one before it (whose end
+    is its start)."""
     streams: dict[tuple[str, str | None, str, str], dict[datetime, list[str]]] = defaultdict(
         lambda: defaultdict(list))
     for key in logs:
@@ -122,12 +127,14 @@ def chained_digests(signer: DigestSigner, bucket: str, logs: Mapping[str, bytes]
         if name is None:
             continue
         delivered = parse_time(name.delivered)
-        hour_end = delivered.replace(minute=0, second=0) + timedelta(hours=1, minutes=1, seconds=31)
+        period = timedelta(days=1) if daily else timedelta(hours=1)
+        floor = delivered.replace(hour=0 if daily else delivered.hour, minute=0, second=0)
+        hour_end = floor + period + timedelta(minutes=1, seconds=31)
         streams[(name.prefix, name.organization_id, name.account, name.region)][hour_end].append(key)
     digests = []
     for (prefix, org, account, region), hours in sorted(streams.items(), key=lambda kv: str(kv[0])):
         previous: SignedDigest | None = None
-        start = min(hours) - timedelta(hours=1)
+        start = min(hours) - (timedelta(days=1) if daily else timedelta(hours=1))
         for end in sorted(hours):
             key = digest_key(prefix, org, account, region, end)
             listed = [(k, content_sha256(logs[k])) for k in sorted(hours[end])]
@@ -137,34 +144,52 @@ def chained_digests(signer: DigestSigner, bucket: str, logs: Mapping[str, bytes]
     return digests
 
 
-def metadata_path(root: Path) -> Path:
-    return root.with_name(root.name + ".s3-metadata.json")
+@cache
+def demo_signer() -> DigestSigner:
+    """The demo key of this process: one key signs every sample bucket a run writes, so the same seed
+    gives the same bytes within a run (a fresh key each run: it never needs keeping)."""
+    return DigestSigner()
 
 
-def public_keys_path(root: Path) -> Path:
-    return root.with_name(root.name + ".public-keys.json")
-
-
-def write_signed_digests(root: Path, bucket: str, log_keys: Iterable[str],
-                         signer: DigestSigner | None = None) -> list[str]:
-    """Write chained, signed digests for the log files under `root` (a bucket named `bucket`), their
-    signatures to <root>.s3-metadata.json and the public key to <root>.public-keys.json."""
-    signer = signer or DigestSigner()
+def write_signed_digests(root: Path, bucket: str, log_keys: Iterable[str], signer: DigestSigner | None = None,
+                         *, daily: bool = False) -> dict[str, dict[str, str]]:
+    """Write chained, signed digests for the log files under `root` (a bucket named `bucket`); returns
+    each digest key's S3 user metadata (its signature), which a directory cannot hold."""
+    signer = signer or demo_signer()
     logs = {key: root.joinpath(*key.split("/")).read_bytes() for key in log_keys}
-    digests = chained_digests(signer, bucket, logs)
+    digests = chained_digests(signer, bucket, logs, daily=daily)
     for digest in digests:
         path = root.joinpath(*digest.key.split("/"))
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(digest.body)
-    metadata_path(root).write_text(json.dumps({d.key: d.metadata for d in digests}, indent=1), encoding="utf-8")
-    public_keys_path(root).write_text(json.dumps(signer.listing(), indent=2), encoding="utf-8")
-    return [d.key for d in digests]
+    return {d.key: d.metadata for d in digests}
 
 
-def read_metadata(root: Path) -> dict[str, dict[str, str]]:
-    """The S3 user metadata kept beside a directory bucket (empty when there is none)."""
-    path = metadata_path(root)
-    if not path.exists():
-        return {}
-    loaded: dict[str, dict[str, str]] = json.loads(path.read_text(encoding="utf-8"))
-    return loaded
+class DirectoryBucket:
+    """A folder standing for a bucket named `name` (keys are relative paths), with the user metadata S3
+    would keep beside each object: what the demo ingests and verifies without S3."""
+
+    def __init__(self, root: Path, name: str, metadata: Mapping[str, Mapping[str, str]]) -> None:
+        self.root, self.name, self.metadata = root, name, metadata
+
+    def refs(self, prefix: str = "") -> list[ObjectRef]:
+        return list(self.list(self.name, prefix))
+
+    def list(self, bucket: str, prefix: str = "") -> Iterator[ObjectRef]:
+        for path in sorted(self.root.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if path.is_file() and key.startswith(prefix):
+                body = path.read_bytes()
+                yield ObjectRef(self.name, key, len(body), hashlib.md5(body, usedforsecurity=False).hexdigest())
+
+    def open(self, ref: ObjectRef) -> BinaryStream:
+        return self._path(ref).open("rb")
+
+    def fetch(self, ref: ObjectRef) -> tuple[bytes, Mapping[str, str]]:
+        return self._path(ref).read_bytes(), self.metadata.get(ref.key, {})
+
+    def _path(self, ref: ObjectRef) -> Path:
+        try:
+            return self.root.joinpath(*ref.key.split("/")).resolve(strict=True)
+        except FileNotFoundError as exc:
+            raise SourceError(f"{ref.uri}: no such object") from exc

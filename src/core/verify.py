@@ -82,7 +82,8 @@ class StreamReport:
     """Log files of this account and Region in the bucket (in the range)."""
     uncovered: int = 0
     """Log files in the bucket that no digest lists (validation off then, a digest deleted, or not due yet)."""
-    hours_verified: float = 0.0
+    periods: list[tuple[str, str]] = field(default_factory=list)
+    """The periods verified digests cover (several trails or prefixes may cover the same hours)."""
     first: str = ""
     last: str = ""
     no_digest: list[tuple[str, str]] = field(default_factory=list)
@@ -95,9 +96,21 @@ class StreamReport:
         return "not provable" if not self.digests else "proven"
 
     def covers(self, start: str, end: str) -> None:
-        self.hours_verified += (parse_time(end) - parse_time(start)).total_seconds() / 3600
+        self.periods.append((start, end))
         self.first = min(self.first or start, start)
         self.last = max(self.last, end)
+
+    @property
+    def hours_verified(self) -> float:
+        """Hours covered by at least one verified digest."""
+        total, reach = 0.0, None
+        for start, end in sorted((parse_time(a), parse_time(b)) for a, b in self.periods):
+            if reach is not None and start < reach:
+                start = reach
+            if end > start:
+                total += (end - start).total_seconds()
+            reach = max(reach or end, end)
+        return total / 3600
 
     def as_dict(self) -> dict[str, Any]:
         return {"account": self.account, "region": self.region, "status": self.status,
