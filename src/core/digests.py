@@ -25,11 +25,10 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.serialization import load_der_public_key
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import rsa
 
 SIGNATURE_ALGORITHM = "SHA256withRSA"
 MAX_DIGEST_BYTES = 64 * 1024 * 1024
@@ -228,6 +227,12 @@ def checked_key(fingerprint: str, der: bytes, valid_from: str | None = None,
 
 
 def _rsa_key(key: PublicKey) -> rsa.RSAPublicKey:
+    """The key loaded by `cryptography` (imported here, at the first digest: ~60 ms the function's init
+    phase would pay on every cold start, though most invocations read log files only)."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.hazmat.primitives.serialization import load_der_public_key
+
     try:
         loaded = load_der_public_key(key.der)
     except (ValueError, UnsupportedAlgorithm) as exc:
@@ -252,6 +257,10 @@ def signature_problem(digest: Digest, key: PublicKey | None) -> str | None:
         signature = bytes.fromhex(digest.signature)
     except ValueError:
         return "the signature in the object's metadata is not hex"
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
     try:
         _rsa_key(key).verify(signature, string_to_sign(digest), padding.PKCS1v15(), hashes.SHA256())
     except InvalidSignature:
