@@ -446,8 +446,10 @@ def test_the_handler_verifies_digests_and_counts_findings(trail: Trail, monkeypa
     finally:
         ingest.pipeline.cache_clear()
     emitted = capsys.readouterr().out
-    assert '"IntegrityFindings"' in emitted and trail.digests[0].key in emitted
-    assert [s.verified for s in coverage_from_table(trail.store)] == [3, 4]
+    assert '"IntegrityFindings":[1.0]' in emitted
+    coverage = coverage_from_table(trail.store)
+    assert [s.verified for s in coverage] == [3, 4]
+    assert [f.uri for f in coverage[0].findings] == [uri(trail, trail.digests[0].key)]
 
 
 # -- the report's coverage section ---------------------------------------------------------------------

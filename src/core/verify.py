@@ -296,7 +296,7 @@ class Verifier:
                 kind, _, detail = problem.partition(": ")
                 setattr(stream, kind, getattr(stream, kind) + 1)
                 stream.findings.append(Finding(kind, stream.account, stream.region, uri, detail))
-            else:
+            elif self.store is not None:
                 stream.ingested += 1
 
     def _young(self, digest: Digest) -> bool:
@@ -363,7 +363,6 @@ def coverage_from_table(store: EventStore) -> list[StreamReport]:
         for record in records:
             stream.digests += 1
             stream.backfill += bool(record.get("backfill"))
-            stream.listed += int(record.get("listed", 0))
             stream.pending += len(record.get("pending") or [])
             stream.missing += len(record.get("missing") or [])
             stream.altered += len(record.get("altered") or [])
@@ -375,6 +374,7 @@ def coverage_from_table(store: EventStore) -> list[StreamReport]:
                                 for key in record.get("missing") or []]
             if record.get("status") == "verified":
                 stream.verified += 1
+                stream.listed += int(record.get("listed", 0))
                 if record.get("start"):
                     stream.covers(str(record["start"]), str(record["end"]))
             else:
