@@ -495,3 +495,11 @@ def test_hours_proven_count_each_hour_once_when_trails_overlap() -> None:
     stream.covers("2024-05-01T01:00:00Z", "2024-05-01T03:00:00Z")
     stream.covers("2024-05-01T05:00:00Z", "2024-05-01T06:00:00Z")
     assert stream.hours_verified == pytest.approx(4.0)
+
+
+def test_verify_names_a_bucket_it_cannot_read(moto_table: tuple[Any, str], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps(SIGNER.listing()))
+    assert main(["verify", "s3://no-such-bucket/", "--public-keys", str(keys), "--table", moto_table[1]]) == 2
+    assert "s3://no-such-bucket/" in capsys.readouterr().err

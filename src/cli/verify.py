@@ -24,6 +24,7 @@ import boto3
 
 from cli.common import add_table_arguments, dynamodb_client, fail, s3_client, to_json
 from core.digests import BadPublicKey, parse_time
+from core.errors import IngestError
 from core.proof import S3Objects
 from core.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
 from core.queries import BadTime, parse_when
@@ -70,8 +71,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     source = S3Source(s3)
     verifier = Verifier(list_objects=source.list, fetch=S3Objects(s3).fetch, keys=keys,
                         store=EventStore(dynamodb_client(args), args.table), open=source.open)
-    report = verifier.run(bucket, prefix, since=since, until=until, account=args.account, region=args.region,
-                          rehash=args.rehash)
+    try:
+        report = verifier.run(bucket, prefix, since=since, until=until, account=args.account, region=args.region,
+                              rehash=args.rehash)
+    except IngestError as exc:  # listing the bucket, reading a digest or asking for keys failed
+        return fail(exc.reason)
+    except BadPublicKey as exc:
+        return fail(f"CloudTrail's public keys: {exc}")
     out.write(to_json(report.as_dict(), indent=2) + "\n" if args.format == "json" else render(report))
     return 1 if report.findings else 0
 
