@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -80,6 +81,20 @@ def floor_readinto(read_size: int, chunk_size: int) -> Callable[[Path], int]:
         with path.open("rb", buffering=read_size) as stream:
             reader = igzip.IGzipFile(fileobj=stream)
             while size := reader.readinto(buffer):
+                total += size
+        return total
+    return run
+
+
+def floor_hashed(read_size: int, chunk_size: int) -> Callable[[Path], int]:
+    """The floor of the skip path now that it keeps the ledger: inflate into a reused buffer and SHA-256
+    the same bytes (what CloudTrail's digests list), nothing else."""
+    def run(path: Path) -> int:
+        buffer, total, sha256 = bytearray(chunk_size), 0, hashlib.sha256()
+        with path.open("rb") as stream:
+            reader = isal_zlib._GzipReader(stream, read_size)
+            while size := reader.readinto(buffer):
+                sha256.update(memoryview(buffer)[:size])
                 total += size
         return total
     return run
@@ -194,6 +209,7 @@ def main() -> int:
         "floor-isal/skip": (floor(isal_zlib, read), skip),
         "floor-isal-1MiB/skip": (floor(isal_zlib, MB), skip),
         "floor-isal-readinto/skip": (floor_readinto(read, 512 << 10), skip),
+        "floor-hashed-readinto/skip": (floor_hashed(read, 512 << 10), skip),
         "floor-zlib/skip": (floor(zlib, read), skip),
         "floor-isal/match": (floor(isal_zlib, read), match),
         "floor-isal-readinto/match": (floor_readinto(read, 512 << 10), match),
@@ -227,6 +243,9 @@ def main() -> int:
         "skip_vs_naive": (ratio("naive/skip", "pipeline/skip"), ">=", TARGETS["skip_vs_naive"]),
         "skip_vs_floor": (ratio("pipeline/skip", floors["skip"]), "<=", TARGETS["skip_vs_floor"]),
         "skip_vs_floor_zlib": (ratio("pipeline/skip", "floor-zlib/skip"), "<=", TARGETS["skip_vs_floor"]),
+        # issue 14: the skip path hashes every byte for the ledger; its floor inflates and hashes them
+        "skip_hashed_vs_floor_sha256": (ratio("pipeline/skip", "floor-hashed-readinto/skip"), "<=",
+                                        TARGETS["skip_vs_floor"]),
         "match_vs_naive": (ratio("naive/match", "pipeline/match"), ">=", TARGETS["match_vs_naive"]),
         "match_found_all": (float(times["pipeline/match"]["result"]), "==", float(match_stats["opsworks_records"])),
         "peak_rss_mb": (large_rss, "<=", TARGETS["peak_rss_mb"]),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 from collections import defaultdict
@@ -35,7 +36,7 @@ LOG_KEY = re.compile(
     rf"(?P=acct)_CloudTrail_(?P=region)_\d{{8}}T\d{{4}}Z_[A-Za-z0-9]{{16}}\.json\.gz$"
 )
 DIGEST_KEY = re.compile(
-    rf"^AWSLogs/(?:o-[a-z0-9]+/)?(?P<acct>{ACCOUNT})/CloudTrail-Digest/(?P<region>{REGION})/{DAY}/"
+    rf"^(?:my trail\+logs/)?AWSLogs/(?:o-[a-z0-9]+/)?(?P<acct>{ACCOUNT})/CloudTrail-Digest/(?P<region>{REGION})/{DAY}/"
     rf"(?P=acct)_CloudTrail-Digest_(?P=region)_[\w-]+_(?P=region)_\d{{8}}T\d{{6}}Z\.json\.gz$"
 )
 INSIGHT_KEY = re.compile(
@@ -226,6 +227,28 @@ def test_skipped_objects_are_what_they_claim(bucket: tuple[Path, SampleManifest]
             assert all(r["eventType"] == "AwsCloudTrailInsight" for r in recs)
         elif why == "not-a-log-file":
             assert root.joinpath(*key.split("/")).stat().st_size == 0
+
+
+def test_sample_digests_are_signed_chained_and_list_every_log_file_with_its_hash(
+    bucket: tuple[Path, SampleManifest],
+) -> None:
+    from core.digests import chain_problem, parse_digest, signature_problem
+    from core.publickeys import KeyRing, keys_from_list
+
+    root, m = bucket
+    ring = KeyRing(keys_from_list(m.public_keys))
+    digests = {k: parse_digest(m.bucket, k, root.joinpath(*k.split("/")).read_bytes(), m.digest_metadata[k])
+               for k, why in m.skipped_keys.items() if why == "digest"}
+    listed = {}
+    for digest in digests.values():
+        assert signature_problem(digest, ring.key_for(digest.fingerprint, "", digest.end)) is None
+        if digest.previous:
+            before = digests[digest.previous[1]]
+            assert chain_problem(digest, before.signature, before.content_sha256) is None
+        listed.update({f.key: f.sha256 for f in digest.log_files})
+    assert sorted(listed) == m.log_keys
+    for key in m.log_keys[:20]:
+        assert listed[key] == hashlib.sha256(gzip.decompress(root.joinpath(*key.split("/")).read_bytes())).hexdigest()
 
 
 def test_organization_trail_layout(tmp_path: Path) -> None:

@@ -51,6 +51,7 @@ ACTIONS_WITHOUT_RESOURCES = {
     "xray:PutTelemetryRecords",
     "xray:GetSamplingRules",
     "xray:GetSamplingTargets",
+    "cloudtrail:ListPublicKeys",  # the Service Authorization Reference lists no resource type for it
     "xray:GetSamplingStatisticSummaries",
     "cloudwatch:PutMetricData",
 }

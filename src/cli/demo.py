@@ -1,9 +1,10 @@
 """`opsworks-trail demo`: the main job on a local default, end to end, with nothing to configure.
 
 Generates a realistic trail bucket (hundreds of files of mixed services, OpsWorks and OpsWorks CM
-events among them), starts DynamoDB Local, creates the events table from template.yaml's own key
-schema, ingests the bucket through the pipeline the Lambda function runs, and prints what it found,
-read back from the table with Queries.
+events among them, digest files signed with a demo key), starts DynamoDB Local, creates the events
+table from template.yaml's own key schema, ingests the bucket through the pipeline the Lambda function
+runs (digests verified as it verifies them), prints what it found, read back from the table with
+Queries, and ends with what the digests prove: every delivered log file read, none altered.
 """
 
 from __future__ import annotations
@@ -18,14 +19,20 @@ from typing import Any
 import boto3
 
 from cli.ingest import Summary, ingest_all
-from core.model import ObjectRef
+from cli.sample_digests import DirectoryBucket
+from cli.verify import coverage_line
 from core.pipeline import Pipeline
+from core.proof import DigestCheck
+from core.publickeys import KeyRing, keys_from_list
 from core.queries import EventQueries
-from core.report import build_report, render_html, render_text
+from core.report import add_coverage_html, build_report, render_coverage_text, render_html, render_text
 from core.selection import Selection
 from core.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
-from core.sources import LocalSource
 from core.store import EventStore
+from core.verify import Verifier
+
+BUCKET = "demo-bucket"
+"""The bucket the generated folder stands for (what its digests and the table's file items name)."""
 
 
 def add_parser(commands: Any) -> None:
@@ -44,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from cli.template import table_definition_from_template
 
     root: Path = args.bucket_dir
-    manifest = write_sample_bucket(root, files=args.files)
+    manifest = write_sample_bucket(root, files=args.files, bucket=BUCKET)
     print(f"Sample trail bucket: {root}/ ({manifest.files} log files, {len(manifest.skipped_keys)} other "
           f"objects, {manifest.records:,} records of which {manifest.opsworks_records} OpsWorks)")
     try:
@@ -59,11 +66,12 @@ def run(args: argparse.Namespace) -> int:
         client.create_table(TableName=table, **table_definition_from_template())
         print(f"DynamoDB Local at {server.endpoint_url}, table {table} (key schema from template.yaml)\n")
         store = EventStore(client, table)
-        pipeline = Pipeline(open=LocalSource().open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
-                            store=store, max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES, count_records=True)
-        refs = [ObjectRef(None, str(path), path.stat().st_size) for path in sorted(root.rglob("*"))
-                if path.is_file()]
-        summary = ingest_all(pipeline, refs, Summary(), progress=not args.no_progress)
+        bucket = DirectoryBucket(root, BUCKET, manifest.digest_metadata)
+        keys = KeyRing(keys_from_list(manifest.public_keys))
+        pipeline = Pipeline(open=bucket.open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
+                            store=store, max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES, count_records=True,
+                            digests=DigestCheck(bucket.fetch, keys, store))
+        summary = ingest_all(pipeline, bucket.refs(), Summary(), progress=not args.no_progress)
         print(f"Ingested {summary.files} objects: {summary.skipped} skipped ({_reasons(summary)}), "
               f"{summary.failed} failed; {summary.read()}, {summary.matched} OpsWorks records matched.")
         queries = EventQueries(client, table)
@@ -72,14 +80,17 @@ def run(args: argparse.Namespace) -> int:
         report = build_report(events)
         print(render_text(report))
         print_callers_and_failures(events, list(queries.failed()))
+        proof = Verifier(bucket.list, bucket.fetch, keys, store, open=bucket.open).run(BUCKET)
         html = root.with_name(root.name + ".report.html")
-        html.write_text(render_html(report), encoding="utf-8")
+        html.write_text(add_coverage_html(render_html(report), proof.sorted()), encoding="utf-8")
         print(f"\nThe same inventory as a page with timelines: {html}")
         print("Ask more with opsworks-trail query / report against your own table, e.g. "
-              "`opsworks-trail query --stack ID --since 30d`.")
+              "`opsworks-trail query --stack ID --since 30d`.\n")
+        print(render_coverage_text(proof.sorted()), end="")
+        print(coverage_line(proof))
     finally:
         server.stop()
-    return 1 if summary.failed else 0
+    return 1 if summary.failed or proof.findings else 0
 
 
 def _reasons(summary: Summary) -> str:

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from cli import backfill, demo, failures, ingest, query, report
+from cli import backfill, demo, failures, ingest, query, report, verify
 
 COMMANDS: dict[str, Callable[[Any], None]] = {
     "ingest": ingest.add_parser,
@@ -17,6 +17,7 @@ COMMANDS: dict[str, Callable[[Any], None]] = {
     "query": query.add_parser,
     "report": report.add_parser,
     "demo": demo.add_parser,
+    "verify": verify.add_parser,
 }
 """Each command and the function that adds its parser (one adds two)."""
 

@@ -16,7 +16,8 @@ from typing import Any, TextIO
 
 from cli.common import add_table_arguments, dynamodb_client, fail, to_json
 from core.queries import BadTime, EventFilter, EventQueries, parse_when
-from core.report import as_dict, build_report, render_html, render_text
+from core.report import add_coverage_html, as_dict, build_report, render_coverage_text, render_html, render_text
+from core.verify import coverage_from_table
 
 
 def add_parser(commands: Any) -> None:
@@ -40,8 +41,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return fail(str(exc))
     queries = EventQueries(dynamodb_client(args), args.table)
     report = build_report(queries.search(EventFilter(account=args.account, since=since, until=until)))
+    coverage = [s for s in coverage_from_table(queries.store)
+                if args.account in (None, s.account)]
     if args.html:
-        args.html.write_text(render_html(report), encoding="utf-8")
+        args.html.write_text(add_coverage_html(render_html(report), coverage), encoding="utf-8")
         print(f"wrote {args.html}", file=sys.stderr)
-    out.write(to_json(as_dict(report), indent=2) + "\n" if args.format == "json" else render_text(report))
+    if args.format == "json":
+        out.write(to_json(dict(as_dict(report), coverage=[s.as_dict() for s in coverage]), indent=2) + "\n")
+    else:
+        out.write(render_text(report) + "\n" + render_coverage_text(coverage))
     return 0

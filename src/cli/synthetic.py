@@ -28,12 +28,14 @@ import string
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from random import Random
 from typing import Any
+
+from cli.sample_digests import demo_signer, write_signed_digests
 
 __all__ = [
     "DEFAULT_ACCOUNTS",
@@ -164,6 +166,13 @@ class SampleManifest:
     records: int
     opsworks_records: int
     opsworks_events: int
+
+    bucket: str = "trail-bucket"
+    """The bucket the digests name."""
+    digest_metadata: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Each digest's S3 user metadata (its signature): set it when uploading (upload_to_s3)."""
+    public_keys: dict[str, Any] = field(default_factory=dict)
+    """The demo key that signed the digests, as `aws cloudtrail list-public-keys --output json` saves it."""
 
     def keys_with_opsworks(self) -> list[str]:
         """Log file keys holding at least one OpsWorks record, sorted."""
@@ -1740,6 +1749,7 @@ def write_sample_bucket(
     organization_id: str | None = None,
     start: datetime = DEFAULT_START,
     days: int = 30,
+    bucket: str = "trail-bucket",
 ) -> SampleManifest:
     """Write a trail bucket's worth of objects under ``root`` and say what is in it.
 
@@ -1747,6 +1757,7 @@ def write_sample_bucket(
     300). The OpsWorks story grows with ``files`` (two Stacks and two CM stories per 300 files), so
     ``files`` must leave room for it: at least 40. ``organization_id`` (``o-...``) lays keys out as an
     organization trail does. Existing files under ``root`` are left alone; use an empty folder.
+    ``bucket`` is the bucket the digests say they and the log files were delivered to.
     """
     if days < 1 or not accounts:
         raise ValueError("days must be >= 1 and accounts not empty")
@@ -1863,20 +1874,11 @@ def write_sample_bucket(
             )
             secrets += [PlantedSecret(v, eid, p) for p, v in _secrets_in(r)]
 
-    # 4. the rest of a trail bucket
-    skipped: dict[str, str] = {}
-    by_region: dict[tuple[str, str], list[str]] = {}
-    for key, _ in log_files:
-        if not key.startswith(CUSTOM_PREFIX):
-            parts = key.split("/")
-            by_region.setdefault((parts[-5], parts[-7]), []).append(key)
+    # 4. the rest of a trail bucket: digests signed with the run's demo key, chained per prefix, account
+    # and Region (one per day with deliveries), Insights files, write checks, folders
+    signatures = write_signed_digests(root, bucket, [k for k, _ in log_files], daily=True)
+    skipped: dict[str, str] = dict.fromkeys(signatures, "digest")
     for account in acct:
-        for region in REGIONS:
-            for day in range(min(days, 2)):
-                ts = g.start + timedelta(days=day, hours=1, seconds=rng.randint(0, 59))
-                key, body = _digest(g, account, region, ts, org, by_region.get((region, account), [])[:3])
-                _write(root, key, body)
-                skipped[key] = "digest"
         key, body = _insight(g, account, org)
         _write(root, key, body)
         skipped[key] = "insight"
@@ -1901,6 +1903,9 @@ def write_sample_bucket(
         records=total_records,
         opsworks_records=opsworks_records,
         opsworks_events=len(expected),
+        bucket=bucket,
+        digest_metadata=dict(sorted(signatures.items())),
+        public_keys=demo_signer().listing(),
     )
 
 
@@ -1912,43 +1917,6 @@ def _write(root: Path, key: str, body: bytes) -> None:
     path = root.joinpath(*key.split("/"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(body)
-
-
-def _digest(
-    g: _Gen, account: str, region: str, ts: datetime, org: str | None, logs: list[str]
-) -> tuple[str, bytes]:
-    key = (
-        f"{_account_prefix(account, org)}CloudTrail-Digest/{region}/{ts:%Y/%m/%d}/"
-        f"{account}_CloudTrail-Digest_{region}_{TRAIL_NAME}_{region}_{ts:%Y%m%dT%H%M%SZ}.json.gz"
-    )
-    body = {
-        "awsAccountId": account,
-        "digestStartTime": _fmt(ts - timedelta(hours=1)),
-        "digestEndTime": _fmt(ts),
-        "digestS3Bucket": "org-trail-logs",
-        "digestS3Object": key,
-        "digestPublicKeyFingerprint": g.token(32, "0123456789abcdef"),
-        "digestSignatureAlgorithm": "SHA256withRSA",
-        "newestEventTime": _fmt(ts - timedelta(minutes=3)),
-        "oldestEventTime": _fmt(ts - timedelta(minutes=58)),
-        "previousDigestS3Bucket": None,
-        "previousDigestS3Object": None,
-        "previousDigestHashValue": None,
-        "previousDigestHashAlgorithm": None,
-        "previousDigestSignature": None,
-        "logFiles": [
-            {
-                "s3Bucket": "org-trail-logs",
-                "s3Object": k,
-                "hashValue": g.token(64, "0123456789abcdef"),
-                "hashAlgorithm": "SHA-256",
-                "newestEventTime": _fmt(ts - timedelta(minutes=3)),
-                "oldestEventTime": _fmt(ts - timedelta(minutes=58)),
-            }
-            for k in logs
-        ],
-    }
-    return key, gzip.compress(json.dumps(body, separators=(",", ":")).encode(), mtime=0)
 
 
 def _insight(g: _Gen, account: str, org: str | None) -> tuple[str, bytes]:
@@ -2008,15 +1976,18 @@ def _folder_keys(root: Path) -> list[str]:
     return sorted(keys)
 
 
-def upload_to_s3(root: Path, s3_client: Any, bucket: str) -> list[str]:
-    """Upload the tree under ``root`` to ``bucket`` (keys = relative paths), plus zero-byte folder keys.
+def upload_to_s3(root: Path, s3_client: Any, bucket: str,
+                 metadata: Mapping[str, Mapping[str, str]] | None = None) -> list[str]:
+    """Upload the tree under ``root`` to ``bucket`` (keys = relative paths), plus zero-byte folder keys;
+    ``metadata`` (a manifest's digest_metadata) is set as each named object's user metadata.
 
     ``s3_client`` is a boto3 S3 client (or moto's). Returns every key written, sorted.
     """
     keys: list[str] = []
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         key = path.relative_to(root).as_posix()
-        s3_client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())
+        extra = {"Metadata": dict(metadata[key])} if metadata and key in metadata else {}
+        s3_client.put_object(Bucket=bucket, Key=key, Body=path.read_bytes(), **extra)
         keys.append(key)
     for key in _folder_keys(root):
         s3_client.put_object(Bucket=bucket, Key=key, Body=b"")

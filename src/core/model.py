@@ -57,6 +57,12 @@ class Outcome:
     """The normalized events, when the pipeline was asked to keep them."""
     error: BaseException | None = field(default=None, repr=False)
     """An unforeseen exception behind a failure, for the caller to log with its trace."""
+    sha256: str | None = None
+    """SHA-256 (hex) of the decompressed content, as CloudTrail's digests list it: the ledger entry."""
+    findings: list[str] = field(default_factory=list)
+    """Integrity findings of a digest file (bad signature, broken chain, altered log files)."""
+    missing_files: int = 0
+    """Log files a digest listed that were still not ingested after the grace period."""
 
     @property
     def retry(self) -> bool:

@@ -7,17 +7,22 @@ of one object never reaches its neighbours: the trigger decides from the Outcome
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.catalog import Catalog, load_catalog
+from core.digests import is_digest_key
 from core.errors import IngestError, TooLarge
 from core.model import BinaryStream, ObjectRef, Outcome, Status, utc_now
 from core.normalize import Event, InvalidRecord, normalize
 from core.selection import Selection
 from core.store import EventStore, event_items
 from core.trailfile import Chunk, FileKind, RecordScan, classify_key, decompressed_chunks
+
+if TYPE_CHECKING:
+    from core.proof import DigestCheck
 
 Opener = Callable[[ObjectRef], BinaryStream]
 WRITE_BUFFER = 100
@@ -42,17 +47,18 @@ class Pipeline:
     """Return the normalized events in the Outcome (for `--format jsonl` and tests)."""
     count_records: bool = False
     """Count every record of every file (Outcome.records): one more pass over each file's bytes."""
+    digests: DigestCheck | None = None
+    """Verifies digest files (core.proof); None skips them as not log files."""
 
     def ingest(self, ref: ObjectRef) -> Outcome:
-        kind = classify_key(ref.key, ref.size, json_lines=self.json_lines)
+        digest = self.digests is not None and is_digest_key(ref.key)
+        kind = FileKind.TRAIL if digest else classify_key(ref.key, ref.size, json_lines=self.json_lines)
         if isinstance(kind, str):
             return Outcome(ref, Status.SKIPPED, kind)
         try:
-            if self.store is not None and ref.bucket is not None:
-                done = self._already_ingested(ref)
-                if done:
-                    return Outcome(ref, Status.SKIPPED, done)
-            outcome = self._read_and_store(ref, kind)
+            outcome = self.digests.check(ref) if self.digests and digest else self._read_and_store(ref, kind)
+        except _AlreadyIngested as exc:
+            return Outcome(ref, Status.SKIPPED, str(exc))
         except IngestError as exc:
             outcome = Outcome(ref, Status.FAILED, exc.reason, permanent=exc.permanent)
         except Exception as exc:  # an unforeseen fault: retried, and logged with its trace by the caller
@@ -76,14 +82,15 @@ class Pipeline:
             raise TooLarge(f"the object is {ref.size:,} bytes, over the cap of {self.max_decompressed_bytes:,}")
         catalog = self.catalog or load_catalog()
         outcome = Outcome(ref, Status.INGESTED)
+        content = _ContentHash()
         ingested_at = utc_now()
         scan = RecordScan(self.selection.sources, count_records=self.count_records)
         seen: set[str] = set()
         invalid: list[str] = []
         buffer: list[dict[str, Any]] = []
-        with contextlib.closing(self._read(ref)) as chunks:
+        with contextlib.closing(self._read(ref, content)) as chunks:
             records = (scan.json_lines(chunks) if kind is FileKind.JSON_LINES
-                       else scan.trail_records(chunks, lambda: self._read(ref)))
+                       else scan.trail_records(chunks, lambda: self._read(ref, content)))
             for record in records:
                 try:
                     if not self.selection.matches(record):
@@ -102,14 +109,17 @@ class Pipeline:
                 outcome.matched += 1
                 self._keep(outcome, event, items, buffer)
                 if len(buffer) >= WRITE_BUFFER:
-                    outcome.written += self._flush(buffer)
-        outcome.written += self._flush(buffer)
+                    outcome.written += self._flush(buffer, ref, outcome)
+        outcome.written += self._flush(buffer, ref, outcome)
         outcome.records, outcome.bytes_read = scan.records, scan.bytes_read
+        outcome.sha256 = content.sha256
         if invalid:
             outcome.status, outcome.permanent = Status.FAILED, True
             outcome.reason = f"{len(invalid)} selected record(s) unusable, the rest stored; first: {invalid[0]}"
         elif self.store is not None and ref.bucket is not None:
-            self.store.mark_ingested(outcome)
+            done = self.store.mark_ingested(outcome)
+            if done:
+                outcome.status, outcome.reason = Status.SKIPPED, f"already ingested at {done}"
         return outcome
 
     def _keep(self, outcome: Outcome, event: Event, items: list[dict[str, Any]],
@@ -118,21 +128,29 @@ class Pipeline:
             outcome.items.append(event)
         buffer.extend(items)
 
-    def _flush(self, buffer: list[dict[str, Any]]) -> int:
+    def _flush(self, buffer: list[dict[str, Any]], ref: ObjectRef, outcome: Outcome) -> int:
         if self.store is None or not buffer:
             return 0
+        if not outcome.written and ref.bucket is not None:
+            done = self._already_ingested(ref)  # asked only of files with events to write: the others
+            if done:                            # cost one conditional write (mark_ingested), no read
+                raise _AlreadyIngested(done)
         items = list(buffer)
         buffer.clear()
         self.store.put_items(items)
         return sum(1 for item in items if item["sk"] == "EVENT")
 
-    def _read(self, ref: ObjectRef) -> Generator[Chunk, None, None]:
-        """The object's decompressed chunks, its stream closed when they end or are closed. Called again
-        for the rare file whose first candidate comes after the start the reader keeps (nothing has been
-        yielded from it by then)."""
+    def _read(self, ref: ObjectRef, content: _ContentHash) -> Generator[Chunk, None, None]:
+        """The object's decompressed chunks, hashed as they pass, its stream closed when they end or are
+        closed. Called again for the rare file whose first candidate comes after the start the reader
+        keeps (nothing has been yielded from it by then): the hash starts again with the stream."""
         stream = self.open(ref)
+        sha256 = hashlib.sha256()
         try:
-            yield from decompressed_chunks(stream, self.max_decompressed_bytes)
+            for chunk in decompressed_chunks(stream, self.max_decompressed_bytes):
+                sha256.update(chunk)
+                yield chunk
+            content.sha256 = sha256.hexdigest()
         finally:
             stream.close()
 
@@ -146,6 +164,16 @@ class Pipeline:
             outcome.permanent = False
             outcome.reason += f" (recording the failure failed too, so it will be retried: {exc})"
             outcome.error = exc
+
+
+class _ContentHash:
+    """The SHA-256 of a file's whole decompressed content, set only when a read reached its end."""
+
+    sha256: str | None = None
+
+
+class _AlreadyIngested(Exception):
+    """The file was ingested before with the same content: nothing to write again."""
 
 
 def _which(record: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from core.store import PARENT_TYPES, actor_partition
+from core.verify import StreamReport
 
 Event = dict[str, Any]
 
@@ -358,3 +359,50 @@ def _e(value: Any) -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# -- coverage: how much of the trail is proven read (digest files; issue 14) ---------------------------
+
+_COVERAGE_HEADER = ("account", "region", "status", "hours proven", "from", "to", "digests verified/failed",
+                    "log files listed/ingested/missing/altered", "findings")
+
+
+def _coverage_rows(streams: Sequence[StreamReport]) -> list[tuple[str, ...]]:
+    return [(s.account, s.region, s.status, f"{s.hours_verified:,.0f}", s.first or "-", s.last or "-",
+             f"{s.verified}/{s.failed}", f"{s.listed}/{s.ingested}/{s.missing}/{s.altered}"
+             + (f" (+{s.pending} pending)" if s.pending else ""), str(len(s.findings))) for s in streams]
+
+
+def render_coverage_text(streams: Sequence[StreamReport]) -> str:
+    """The evidence behind the inventory: per account and Region, the hours CloudTrail's digests prove
+    read, and every gap or finding; said plainly when nothing is provable."""
+    lines = ["Coverage (CloudTrail digest files: what is proven read and unaltered)"]
+    if not streams:
+        return "\n".join([*lines, "  Not provable: no digest file verified (log file validation off, or the "
+                          "function's DIGEST_PUBLIC_KEYS unset). The inventory shows what was found, not "
+                          "that nothing was missed.", ""])
+    lines += ["  " + line for line in aligned_columns(_COVERAGE_HEADER, _coverage_rows(streams))]
+    lines += [f"  {finding}" for s in streams for finding in s.findings]
+    return "\n".join(lines) + "\n"
+
+
+def coverage_section_html(streams: Sequence[StreamReport]) -> str:
+    parts = ["<h2>Coverage: what CloudTrail's digest files prove</h2>"]
+    if not streams:
+        parts.append("<p class=\"late\">Not provable: no digest file verified (log file validation off, or the "
+                     "function's DIGEST_PUBLIC_KEYS unset). The inventory shows what was found, not that "
+                     "nothing was missed.</p>")
+        return "\n".join(parts)
+    parts.append(_table(_COVERAGE_HEADER, [(*(_e(c) for c in row[:-1]), _n(int(row[-1]), late=row[-1] != "0"))
+                                           for row in _coverage_rows(streams)]))
+    findings = [f for s in streams for f in s.findings]
+    if findings:
+        parts.append(_table(("kind", "object", "detail"),
+                            [(_e(f.kind), f"<code>{_e(f.uri)}</code>", _e(f.detail)) for f in findings]))
+    return "\n".join(parts)
+
+
+def add_coverage_html(page: str, streams: Sequence[StreamReport]) -> str:
+    """The report page with the coverage section added before its end."""
+    head, sep, tail = page.rpartition("</body>")
+    return f"{head}{coverage_section_html(streams)}\n{sep}{tail}" if sep else page + coverage_section_html(streams)

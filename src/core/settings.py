@@ -21,6 +21,9 @@ class Settings:
     """None selects every event source (`--event-sources all`)."""
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES
     retention_days: int | None = None
+    digest_public_keys: str | None = None
+    """Where digest files' public keys come from: `cloudtrail` (ListPublicKeys), a saved
+    `aws cloudtrail list-public-keys` file, or None (DIGEST_PUBLIC_KEYS unset or `off`): digests skipped."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -34,6 +37,7 @@ class Settings:
             max_decompressed_bytes=_positive_int(env, "MAX_DECOMPRESSED_BYTES", DEFAULT_MAX_DECOMPRESSED_BYTES,
                                                  minimum=1),
             retention_days=_positive_int(env, "RETENTION_DAYS", 0) or None,
+            digest_public_keys=_digest_keys(env.get("DIGEST_PUBLIC_KEYS", "")),
         )
 
 
@@ -51,6 +55,18 @@ def parse_event_sources(text: str) -> frozenset[str] | None:
         if not source.endswith(".amazonaws.com"):
             raise SettingsError(f"EVENT_SOURCES: {source!r} is not an eventSource such as opsworks.amazonaws.com")
     return sources
+
+
+def _digest_keys(text: str) -> str | None:
+    text = text.strip()
+    if not text or text.lower() == "off":
+        return None
+    if text.lower() == "cloudtrail":
+        return "cloudtrail"
+    if not os.path.isfile(text):
+        raise SettingsError(f"DIGEST_PUBLIC_KEYS={text!r} is neither 'cloudtrail', 'off' nor a readable file of "
+                            "`aws cloudtrail list-public-keys --output json`")
+    return text
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:

@@ -200,16 +200,64 @@ class EventStore:
         item = response.get("Item")
         return deserialize(item) if item else None
 
-    def mark_ingested(self, outcome: Outcome) -> None:
-        """Written after every event of the file is stored: its presence means the file is done."""
+    def mark_ingested(self, outcome: Outcome) -> str | None:
+        """Written after every event of the file is stored: its presence means the file is done. It is
+        the ledger entry too: the SHA-256 of the decompressed content (as digests list it), sizes, when.
+
+        One conditional write: a file already ingested with the same ETag is left as it was (its first
+        entry kept) and the time of that ingest is returned; None when this write recorded the file."""
         ref = outcome.ref
         state = dict(_file_key(ref), status="ingested", bucket=ref.bucket, key=ref.key, at=utc_now(),
                      bytes=outcome.bytes_read, matched=outcome.matched)
         if outcome.records is not None:
             state["records"] = outcome.records
+        if outcome.sha256:
+            state["sha256"] = outcome.sha256
+        if ref.size is not None:
+            state["size"] = ref.size
+        condition, values = "attribute_not_exists(pk) OR #status <> :ingested", {":ingested": {"S": "ingested"}}
         if ref.etag:
             state["etag"] = ref.etag
-        self._put(state)
+            condition += " OR etag <> :etag"
+            values[":etag"] = {"S": ref.etag}
+        try:
+            self._call("PutItem", self.client.put_item, TableName=self.table_name, Item=serialize(state),
+                       ConditionExpression=condition, ExpressionAttributeNames={"#status": "status"},
+                       ExpressionAttributeValues=values, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            old: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+            return str(deserialize(old).get("at", "an earlier time"))
+        return None
+
+    def get_item(self, key: Item) -> Item | None:
+        """One item by its key (consistent read), deserialized."""
+        response = self._call("GetItem", self.client.get_item, TableName=self.table_name,
+                              Key=serialize(key), ConsistentRead=True)
+        item = response.get("Item")
+        return deserialize(item) if item else None
+
+    def get_items(self, keys: Iterable[Item]) -> list[Item]:
+        """Items by key, 100 per BatchGetItem, unprocessed keys retried with backoff; absent keys are
+        simply not returned."""
+        found: list[Item] = []
+        for batch in _batches(_unique_by_key(keys), 100):
+            pending = [serialize({"pk": k["pk"], "sk": k["sk"]}) for k in batch]
+            for attempt in range(self.max_attempts):
+                response = self._call("BatchGetItem", self.client.batch_get_item,
+                                      RequestItems={self.table_name: {"Keys": pending, "ConsistentRead": True}})
+                found += [deserialize(item) for item in response.get("Responses", {}).get(self.table_name, [])]
+                pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                if not pending:
+                    break
+                self._sleep(backoff(attempt))
+            else:
+                raise TransientError(f"DynamoDB left {len(pending)} keys unread after {self.max_attempts} attempts")
+        return found
+
+    def put_item(self, item: Item) -> None:
+        self._put(item)
 
     def mark_failed(self, ref: ObjectRef, reason: str) -> None:
         """A permanent failure, listed by `opsworks-trail failures` until a later success replaces it."""

@@ -11,6 +11,7 @@ Which shape is which, and how keys are decoded, is core/triggers.py.
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -19,6 +20,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.model import ObjectRef, Outcome, Status
 from core.pipeline import Pipeline
+from core.proof import DigestCheck, S3Objects
+from core.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
 from core.selection import Selection
 from core.settings import Settings
 from core.sources import S3Source
@@ -60,13 +63,25 @@ class RetryLater(Exception):
 def pipeline() -> Pipeline:
     """Built on the first invocation, not at import, so a bad setting fails the call with its name."""
     settings = Settings.from_env()
+    store = EventStore(dynamodb_client, settings.table_name)
+    keys = public_keys(settings.digest_public_keys)
     return Pipeline(
         open=S3Source(s3_client).open,
         selection=Selection(settings.event_sources),
-        store=EventStore(dynamodb_client, settings.table_name),
+        store=store,
         max_decompressed_bytes=settings.max_decompressed_bytes,
         retention_days=settings.retention_days,
+        digests=DigestCheck(S3Objects(s3_client).fetch, keys, store) if keys is not None else None,
     )
+
+
+def public_keys(source: str | None) -> PublicKeys | None:
+    """CloudTrail's keys by ListPublicKeys (a client per Region, made on first use), or from a file."""
+    if source is None:
+        return None
+    if source == "cloudtrail":
+        return CloudTrailPublicKeys(cache(lambda region: boto3.client("cloudtrail", region_name=region)))
+    return keys_from_files([Path(source)])
 
 
 @logger.inject_lambda_context
@@ -136,6 +151,11 @@ def report(outcome: Outcome) -> None:
     """The one log line and the metrics of an Outcome; failures are logged here and nowhere else."""
     fields = {"status": outcome.status.value, "reason": outcome.reason, "bytes_read": outcome.bytes_read,
               "matched": outcome.matched, "written": outcome.written}
+    if outcome.findings or outcome.missing_files:
+        logger.error(f"integrity: {outcome.reason}", extra={"findings": outcome.findings,
+                                                            "missing_log_files": outcome.missing_files})
+        metrics.add_metric(name="IntegrityFindings", unit=MetricUnit.Count, value=len(outcome.findings))
+        metrics.add_metric(name="MissingLogFiles", unit=MetricUnit.Count, value=outcome.missing_files)
     if outcome.status is Status.FAILED:
         kind = "permanent" if outcome.permanent else "transient"
         logger.error(f"{kind} failure: {outcome.reason}", extra=fields, exc_info=outcome.error)
