@@ -36,6 +36,7 @@ from isal import igzip, isal_zlib  # noqa: E402
 
 from cli.main import main as cli_main  # noqa: E402
 from cli.synthetic import write_large_trail_file  # noqa: E402
+from core.model import ObjectRef  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import package_imports  # noqa: E402
@@ -110,6 +111,21 @@ def pipeline(path: Path, *extra: str) -> int:
     if code or summary["failed_files"]:
         raise SystemExit(f"the pipeline failed on {path}: {summary['failures']}")
     return int(summary["matched"])
+
+
+def pipeline_hashed(path: Path) -> int:
+    """The pipeline as the function runs it on a file, the SHA-256 for the ledger included: everything but
+    the writes (a dry run hashes nothing, so this one is built in-process with hash_content=True)."""
+    from core.pipeline import Pipeline
+    from core.selection import Selection
+    from core.sources import LocalSource
+
+    run = Pipeline(open=LocalSource().open, selection=Selection(frozenset(SOURCES)), store=None,
+                   max_decompressed_bytes=int(MAX_BYTES), hash_content=True)
+    outcome = run.ingest(ObjectRef(None, str(path)))
+    if outcome.status != "ingested" or outcome.sha256 is None:
+        raise SystemExit(f"the pipeline failed on {path}: {outcome.reason}")
+    return outcome.matched
 
 
 def pipeline_counting(path: Path) -> int:
@@ -215,6 +231,7 @@ def main() -> int:
         "floor-isal-readinto/match": (floor_readinto(read, 512 << 10), match),
         "pipeline/skip": (pipeline, skip), "pipeline/match": (pipeline, match),
         "pipeline-count/skip": (pipeline_counting, skip),
+        "pipeline-hashed/skip": (pipeline_hashed, skip),
     }
     print(f"timing {len(methods)} methods x {repeat} interleaved runs ...", file=sys.stderr)
     times = timed(methods, repeat)
@@ -244,7 +261,7 @@ def main() -> int:
         "skip_vs_floor": (ratio("pipeline/skip", floors["skip"]), "<=", TARGETS["skip_vs_floor"]),
         "skip_vs_floor_zlib": (ratio("pipeline/skip", "floor-zlib/skip"), "<=", TARGETS["skip_vs_floor"]),
         # issue 14: the skip path hashes every byte for the ledger; its floor inflates and hashes them
-        "skip_hashed_vs_floor_sha256": (ratio("pipeline/skip", "floor-hashed-readinto/skip"), "<=",
+        "skip_hashed_vs_floor_sha256": (ratio("pipeline-hashed/skip", "floor-hashed-readinto/skip"), "<=",
                                         TARGETS["skip_vs_floor"]),
         "match_vs_naive": (ratio("naive/match", "pipeline/match"), ">=", TARGETS["match_vs_naive"]),
         "match_found_all": (float(times["pipeline/match"]["result"]), "==", float(match_stats["opsworks_records"])),

@@ -49,6 +49,9 @@ class Pipeline:
     """Count every record of every file (Outcome.records): one more pass over each file's bytes."""
     digests: DigestCheck | None = None
     """Verifies digest files (core.proof); None skips them as not log files."""
+    hash_content: bool | None = None
+    """SHA-256 each file's content for the ledger; None: where a ledger entry is written (a store and an
+    S3 object), not in a dry run, whose answer proves nothing (SHA-256 costs more than inflating)."""
 
     def ingest(self, ref: ObjectRef) -> Outcome:
         digest = self.digests is not None and is_digest_key(ref.key)
@@ -82,7 +85,9 @@ class Pipeline:
             raise TooLarge(f"the object is {ref.size:,} bytes, over the cap of {self.max_decompressed_bytes:,}")
         catalog = self.catalog or load_catalog()
         outcome = Outcome(ref, Status.INGESTED)
-        content = _ContentHash()
+        ledger = self.hash_content if self.hash_content is not None else (
+            self.store is not None and ref.bucket is not None)
+        content = _ContentHash() if ledger else None
         ingested_at = utc_now()
         scan = RecordScan(self.selection.sources, count_records=self.count_records)
         seen: set[str] = set()
@@ -112,7 +117,7 @@ class Pipeline:
                     outcome.written += self._flush(buffer, ref, outcome)
         outcome.written += self._flush(buffer, ref, outcome)
         outcome.records, outcome.bytes_read = scan.records, scan.bytes_read
-        outcome.sha256 = content.sha256
+        outcome.sha256 = content.sha256 if content is not None else None
         if invalid:
             outcome.status, outcome.permanent = Status.FAILED, True
             outcome.reason = f"{len(invalid)} selected record(s) unusable, the rest stored; first: {invalid[0]}"
@@ -140,13 +145,16 @@ class Pipeline:
         self.store.put_items(items)
         return sum(1 for item in items if item["sk"] == "EVENT")
 
-    def _read(self, ref: ObjectRef, content: _ContentHash) -> Generator[Chunk, None, None]:
+    def _read(self, ref: ObjectRef, content: _ContentHash | None) -> Generator[Chunk, None, None]:
         """The object's decompressed chunks, hashed as they pass, its stream closed when they end or are
         closed. Called again for the rare file whose first candidate comes after the start the reader
         keeps (nothing has been yielded from it by then): the hash starts again with the stream."""
         stream = self.open(ref)
-        sha256 = hashlib.sha256()
         try:
+            if content is None:
+                yield from decompressed_chunks(stream, self.max_decompressed_bytes)
+                return
+            sha256 = hashlib.sha256()
             for chunk in decompressed_chunks(stream, self.max_decompressed_bytes):
                 sha256.update(chunk)
                 yield chunk
