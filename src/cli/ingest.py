@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
                         keep_events=args.format == "jsonl", count_records=args.count_records)
     summary = Summary()
     refs = list_objects(args.paths, local, s3, summary, progress=not args.no_progress)
+    if not refs and not summary.failed:
+        raise CliError(f"no object under {' '.join(args.paths)}: check the path (CloudTrail writes under "
+                       "AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/)", Exit.NOTHING)
     ingest_all(pipeline, refs, summary, workers=args.workers, progress=not args.no_progress)
     sys.stdout.flush()
     if args.json:
@@ -153,6 +156,7 @@ def list_objects(paths: list[str], local: LocalSource, s3: S3Source | None, summ
     is said; a listing that fails for a reason no retry fixes (no bucket, access denied, no credentials)
     stops the command."""
     refs: list[ObjectRef] = []
+    empty: list[str] = []
     with _progress(progress, None, unit=" objects listed") as bar:
         for path in paths:
             before = len(refs)
@@ -171,7 +175,9 @@ def list_objects(paths: list[str], local: LocalSource, s3: S3Source | None, summ
                 bar.write(f"failed: {path}: {exc.reason}", file=sys.stderr)
                 continue
             if len(refs) == before:
-                bar.write(f"opsworks-trail: warning: no object under {path}", file=sys.stderr)
+                empty.append(path)
+    for path in empty if refs else []:
+        print(f"opsworks-trail: warning: no object under {path}", file=sys.stderr)
     return refs
 
 
