@@ -55,7 +55,7 @@ def test_the_sessions_of_an_automation_role_are_one_caller_named_by_the_role() -
 
     assert one.key == two.key == f"arn:aws:iam::{A1}:role/deploy"
     assert one.name == "deploy"
-    assert "session gitlab-runner-1" in one.label
+    assert "session gitlab-runner-1" in one.short and "session" not in one.label
 
 
 def test_an_identity_center_user_is_named_by_their_e_mail_with_the_permission_set_alongside() -> None:

@@ -36,14 +36,14 @@ class Who:
 
     @property
     def label(self) -> str:
-        """One line for one call: `bob@example.com (Identity Center, ..., 111122223333)`; a role's
-        session is named when the role, not a person, is the caller."""
+        """The caller in one line: `bob@example.com (Identity Center, ..., 111122223333)`."""
         where = f", {self.account}" if self.account else ""
-        return f"{self.short[:-1]}{where})"
+        return f"{self.name} ({self.how}{where})"
 
     @property
     def short(self) -> str:
-        """The label without the account, for tables that show the account in a column of its own."""
+        """One call's caller, for tables that show the account in a column of their own: a role's session
+        is named when the role, not a person, is the caller."""
         session = f", session {self.session}" if self.session and self.session not in self.how \
             and self.session != self.name else ""
         return f"{self.name} ({self.how}{session})"
