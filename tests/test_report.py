@@ -214,3 +214,18 @@ def test_every_timeline_has_its_end_of_life_line_inside_its_plot(spans: list[tup
     for svg in timelines:
         x = float(re.findall(r'<g class="eol"><line x1="([0-9.]+)"', svg)[0])
         assert 46 <= x <= 1000 - 12
+
+
+def test_the_demo_counts_same_named_users_of_two_accounts_as_two_callers(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.demo import print_callers_and_failures
+
+    stack = [{"type": "stack", "id": "s-1"}]
+    events = [_event("e1", "2024-05-01T00:00:00Z", resources=stack, account="111122223333"),
+              _event("e2", "2024-05-02T00:00:00Z", resources=stack, account="444455556666"),
+              _event("e3", "2024-05-03T00:00:00Z", resources=stack, account="444455556666")]
+
+    print_callers_and_failures(events, [])
+    out = capsys.readouterr().out
+
+    assert "alice (IAM user, 111122223333)" in out and "alice (IAM user, 444455556666)" in out
+    assert "1 calls" in out and "2 calls" in out

@@ -472,13 +472,16 @@ def _state_file(cache_dir: Path) -> Path:
     return cache_dir / "server.json"
 
 
-def data_dir(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+def data_dir(cache_dir: Path | None = None) -> Path:
     """Where the persistent server keeps its tables (one SQLite file, thanks to -sharedDb)."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
     return cache_dir / "data"
 
 
-def persistent_server(cache_dir: Path = DEFAULT_CACHE_DIR) -> dict[str, Any] | None:
-    """The persistent server's {pid, port, endpoint_url, data} if it is running, else None."""
+def persistent_server(cache_dir: Path | None = None) -> dict[str, Any] | None:
+    """The persistent server's {pid, port, endpoint_url, data} if it is running, else None. `cache_dir`
+    (here and below) holds its state file and data folder."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
     try:
         state: dict[str, Any] = json.loads(_state_file(cache_dir).read_text(encoding="utf-8"))
         cmdline = Path(f"/proc/{int(state['pid'])}/cmdline").read_bytes()
@@ -487,16 +490,18 @@ def persistent_server(cache_dir: Path = DEFAULT_CACHE_DIR) -> dict[str, Any] | N
     return state if _JAR.encode() in cmdline and b"-dbPath" in cmdline else None
 
 
-def start_persistent(port: int = PERSISTENT_PORT, cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[dict[str, Any], bool]:
+def start_persistent(port: int = PERSISTENT_PORT, cache_dir: Path | None = None, *,
+                     jar_cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[dict[str, Any], bool]:
     """Start DynamoDB Local in the background with its data on disk under the cache, unless it already
     runs; returns its state and whether it was started now. It outlives this process: `stop_persistent`."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
     running = persistent_server(cache_dir)
     if running:
         return running, False
     data = data_dir(cache_dir)
     data.mkdir(parents=True, exist_ok=True)
-    server = DynamoDBLocal(port if _port_is_free(port) else None, cache_dir=cache_dir, db_path=data.resolve(),
-                           detached=True)
+    server = DynamoDBLocal(port if port and _port_is_free(port) else None, cache_dir=jar_cache_dir,
+                           db_path=data.resolve(), detached=True)
     server.start()
     state = {"pid": server.pid, "port": server._port, "endpoint_url": server.endpoint_url, "data": str(data),
              "log": str(server.log_path)}
@@ -506,8 +511,9 @@ def start_persistent(port: int = PERSISTENT_PORT, cache_dir: Path = DEFAULT_CACH
     return state, True
 
 
-def stop_persistent(cache_dir: Path = DEFAULT_CACHE_DIR, timeout: float = 10.0) -> dict[str, Any] | None:
+def stop_persistent(cache_dir: Path | None = None, timeout: float = 10.0) -> dict[str, Any] | None:
     """Stop the persistent server (its data stay on disk); returns the state it had, or None."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
     state = persistent_server(cache_dir)
     if state is None:
         _state_file(cache_dir).unlink(missing_ok=True)
@@ -523,8 +529,9 @@ def stop_persistent(cache_dir: Path = DEFAULT_CACHE_DIR, timeout: float = 10.0) 
     return state
 
 
-def running_local_endpoint(cache_dir: Path = DEFAULT_CACHE_DIR) -> str:
+def running_local_endpoint(cache_dir: Path | None = None) -> str:
     """The persistent server's endpoint, or a one-line error saying how to start it."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
     from cli.errors import CliError, Exit
 
     state = persistent_server(cache_dir)
