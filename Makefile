@@ -50,6 +50,6 @@ catalog: $(STAMP) ## Re-derive src/core/catalog.json from ../shared/reference/op
 	$(PY) scripts/build_catalog.py
 
 clean: ## Remove the venv, caches and build output
-	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data
+	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data build
 
 -include make/*.mk
