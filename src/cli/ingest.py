@@ -168,6 +168,7 @@ def list_objects(paths: list[str], local: LocalSource, s3: S3Source | None, summ
                         bar.update(1)
                 else:
                     refs.extend(local.list(Path(path)))
+                    bar.update(len(refs) - before)
             except IngestError as exc:
                 _stop_if_fatal(exc, path)
                 summary.failed += 1
