@@ -11,7 +11,7 @@ PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
                  && { echo $$p; break; }; done)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo catalog clean
+.PHONY: help setup test lint typecheck pytest demo local-db local-db-stop catalog clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -37,13 +37,19 @@ lint: $(STAMP) ## ruff
 typecheck: $(STAMP) ## mypy --strict on src/
 	$(VENV)/bin/mypy
 
-demo: $(STAMP) ## Ingest a generated trail bucket into DynamoDB Local and show the OpsWorks activity
+demo: $(STAMP) ## Ingest a generated trail bucket into the persistent DynamoDB Local (started if need be) and report
 	$(VENV)/bin/opsworks-trail demo
+
+local-db: $(STAMP) ## Start DynamoDB Local in the background, data kept in .cache/dynamodb-local/data
+	$(VENV)/bin/opsworks-trail local start
+
+local-db-stop: $(STAMP) ## Stop the background DynamoDB Local (its data stay on disk)
+	$(VENV)/bin/opsworks-trail local stop
 
 catalog: $(STAMP) ## Re-derive src/core/catalog.json from ../shared/reference/opsworks-api
 	$(PY) scripts/build_catalog.py
 
 clean: ## Remove the venv, caches and build output
-	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data
+	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data build
 
 -include make/*.mk

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-pytest_plugins = ["ddb_local_plugin", "package_plugin"]
+pytest_plugins = ["ddb_local_plugin", "package_plugin", "browser_plugin"]
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"

@@ -98,13 +98,14 @@ def test_json_keeps_numbers_numbers_and_maps_maps(filled: Any, capsys: Any) -> N
 def test_table_shows_the_columns_and_the_limit(filled: Any, capsys: Any) -> None:
     _, _, manifest = filled
     out = run_query(capsys, "--failed", "--limit", "2").splitlines()
-    assert out[0].split() == ["time", "service", "action", "outcome", "actor", "source", "ip", "resources"]
+    assert out[0].split() == ["time", "event", "id", "account", "region", "action", "resource", "caller", "outcome"]
     first_two = in_order(manifest, {i for i, e in manifest.expected.items() if e.error_code})[:2]
     assert len(out) == 3
     for line, event_id in zip(out[1:], first_two, strict=True):
         expected = manifest.expected[event_id]
         assert line.startswith(expected.event_time) and expected.event_name in line
-        assert f"failure ({expected.error_code})" in line
+        assert event_id in line and expected.account_id in line and expected.region in line
+        assert f"FAILED {expected.error_code}: " in line
 
 
 def test_resource_option(filled: Any, capsys: Any) -> None:

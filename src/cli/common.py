@@ -11,17 +11,29 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.types import Binary
+from botocore.exceptions import NoRegionError
 
+from cli.errors import PROBE_CONFIG, CliError, Exit, Where, explain, probe_table
 from core.selection import Selection
 from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
 from core.store import json_number
 
+LOCAL_TABLE = "opsworks-trail-demo"
+"""The table `make demo` loads into the persistent DynamoDB Local; --local's default table."""
 
-def add_table_arguments(parser: argparse.ArgumentParser) -> None:
+
+def add_table_arguments(parser: argparse.ArgumentParser, *, region: bool = True) -> None:
+    """--table, --endpoint-url, --region (unless the command has a --region of its own) and --local."""
     parser.add_argument("--table", default=os.environ.get("TABLE_NAME"),
-                        help="the events table (default: $TABLE_NAME)")
+                        help="the events table (default: $TABLE_NAME; with --local: opsworks-trail-demo)")
     parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"),
                         help="DynamoDB endpoint, e.g. DynamoDB Local (default: $AWS_ENDPOINT_URL_DYNAMODB)")
+    if region:
+        parser.add_argument("--region", default=os.environ.get("AWS_REGION") or None,
+                            help="AWS Region (default: $AWS_REGION, $AWS_DEFAULT_REGION, then the profile's)")
+    parser.add_argument("--local", action="store_true",
+                        help="the persistent DynamoDB Local (`opsworks-trail local start`, `make demo`): "
+                             "its endpoint, local credentials, table opsworks-trail-demo unless --table")
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,17 +48,48 @@ def selection_from(args: argparse.Namespace) -> Selection:
     try:
         return Selection(parse_event_sources(args.event_sources))
     except SettingsError as exc:
-        raise SystemExit(f"opsworks-trail: --event-sources: {exc}") from None
+        raise CliError(f"--event-sources: {exc}", Exit.USAGE) from None
 
 
-def dynamodb_client(args: argparse.Namespace) -> Any:
+def dynamodb_client(args: argparse.Namespace, *, ingest: bool = False) -> Any:
+    """The DynamoDB client for args.table, after one probe: a missing Region, credentials or table, an
+    endpoint not listening or access denied stop the command here, in one line (cli.errors)."""
+    kwargs: dict[str, Any] = {"endpoint_url": args.endpoint_url or None, "region_name": _aws_region(args)}
+    if args.local:
+        from cli.dynamodb_local import client_kwargs, running_local_endpoint
+
+        kwargs = dict(client_kwargs(running_local_endpoint()))
+        args.endpoint_url = kwargs["endpoint_url"]
+        args.table = args.table or LOCAL_TABLE
     if not args.table:
-        raise SystemExit("opsworks-trail: no table: pass --table NAME or set TABLE_NAME")
-    return boto3.client("dynamodb", endpoint_url=args.endpoint_url or None)
+        raise CliError("no table: pass --table NAME or set TABLE_NAME (for DynamoDB Local: --local)", Exit.CONFIG)
+    where = Where("DynamoDB", endpoint=kwargs["endpoint_url"], region=kwargs["region_name"], table=args.table)
+    try:
+        client = boto3.client("dynamodb", **kwargs)
+        probe = boto3.client("dynamodb", config=PROBE_CONFIG, **kwargs)
+    except NoRegionError as exc:
+        raise _explained(exc, where) from exc
+    probe_table(probe, Where("DynamoDB", endpoint=kwargs["endpoint_url"], region=client.meta.region_name,
+                             table=args.table), ingest=ingest)
+    return client
 
 
-def s3_client() -> Any:
-    return boto3.client("s3")
+def s3_client(args: argparse.Namespace) -> Any:
+    try:
+        return boto3.client("s3", region_name=_aws_region(args))
+    except NoRegionError as exc:
+        raise _explained(exc, Where("S3")) from exc
+
+
+def _aws_region(args: argparse.Namespace) -> str | None:
+    """--region, where the command takes it as the AWS Region (verify's picks digests), else $AWS_REGION."""
+    return getattr(args, "region", None) or os.environ.get("AWS_REGION") or None
+
+
+def _explained(exc: BaseException, where: Where) -> CliError:
+    found = explain(exc, where)
+    assert found is not None
+    return found
 
 
 def megabytes(size: int) -> str:
@@ -74,4 +117,4 @@ def _hex(value: Any) -> str:
 
 def fail(message: str) -> int:
     print(f"opsworks-trail: {message}", file=sys.stderr)
-    return 2
+    return int(Exit.USAGE)

@@ -40,6 +40,7 @@ import contextlib
 import ctypes
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -53,7 +54,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, TypedDict
+from typing import IO, Any, TypedDict
 
 import boto3
 from botocore.config import Config
@@ -296,7 +297,11 @@ class DynamoDBLocal:
         cache_dir: Path = DEFAULT_CACHE_DIR,
         startup_timeout: float = 30.0,
         stop_timeout: float = 5.0,
+        db_path: Path | None = None,
+        detached: bool = False,
     ) -> None:
+        self._db_path = db_path
+        self._detached = detached
         self._requested_port = port
         self._cache_dir = cache_dir
         self._startup_timeout = startup_timeout
@@ -367,7 +372,7 @@ class DynamoDBLocal:
             f"-Djava.library.path={_LIB}",
             "-jar",
             _JAR,
-            "-inMemory",
+            *(["-dbPath", str(self._db_path)] if self._db_path else ["-inMemory"]),
             "-sharedDb",
             "-disableTelemetry",
             "-port",
@@ -381,12 +386,14 @@ class DynamoDBLocal:
                 stdin=subprocess.DEVNULL,
                 stdout=self._log_file,
                 stderr=subprocess.STDOUT,
-                preexec_fn=_die_with_parent(),  # only a prctl call
+                preexec_fn=None if self._detached else _die_with_parent(),  # only a prctl call
+                start_new_session=self._detached,
             )
         except OSError as error:
             raise DynamoDBLocalUnavailable(f"cannot run {java}: {error}") from error
         self._port = port
-        atexit.register(self.stop)
+        if not self._detached:
+            atexit.register(self.stop)
         self._wait_until_ready(started)
         self.startup_seconds = time.monotonic() - started
         log.info("DynamoDB Local pid %s ready at %s in %.1f s", self.pid, self.endpoint_url, self.startup_seconds)
@@ -453,6 +460,85 @@ class DynamoDBLocal:
 
 class _PortTaken(Exception):
     """The chosen port was taken between picking it and java binding it."""
+
+
+# ------------------------------------------------------------------------------ persistent server
+
+PERSISTENT_PORT = 8000
+"""The port `opsworks-trail local start` tries first (another free one when it is taken)."""
+
+
+def _state_file(cache_dir: Path) -> Path:
+    return cache_dir / "server.json"
+
+
+def data_dir(cache_dir: Path | None = None) -> Path:
+    """Where the persistent server keeps its tables (one SQLite file, thanks to -sharedDb)."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
+    return cache_dir / "data"
+
+
+def persistent_server(cache_dir: Path | None = None) -> dict[str, Any] | None:
+    """The persistent server's {pid, port, endpoint_url, data} if it is running, else None. `cache_dir`
+    (here and below) holds its state file and data folder."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
+    try:
+        state: dict[str, Any] = json.loads(_state_file(cache_dir).read_text(encoding="utf-8"))
+        cmdline = Path(f"/proc/{int(state['pid'])}/cmdline").read_bytes()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if _JAR.encode() in cmdline and b"-dbPath" in cmdline else None
+
+
+def start_persistent(port: int = PERSISTENT_PORT, cache_dir: Path | None = None, *,
+                     jar_cache_dir: Path = DEFAULT_CACHE_DIR) -> tuple[dict[str, Any], bool]:
+    """Start DynamoDB Local in the background with its data on disk under the cache, unless it already
+    runs; returns its state and whether it was started now. It outlives this process: `stop_persistent`."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
+    running = persistent_server(cache_dir)
+    if running:
+        return running, False
+    data = data_dir(cache_dir)
+    data.mkdir(parents=True, exist_ok=True)
+    server = DynamoDBLocal(port if port and _port_is_free(port) else None, cache_dir=jar_cache_dir,
+                           db_path=data.resolve(), detached=True)
+    server.start()
+    state = {"pid": server.pid, "port": server._port, "endpoint_url": server.endpoint_url, "data": str(data),
+             "log": str(server.log_path)}
+    if server._log_file is not None:  # the child holds its own copy of the descriptor
+        server._log_file.close()
+    _state_file(cache_dir).write_text(json.dumps(state), encoding="utf-8")
+    return state, True
+
+
+def stop_persistent(cache_dir: Path | None = None, timeout: float = 10.0) -> dict[str, Any] | None:
+    """Stop the persistent server (its data stay on disk); returns the state it had, or None."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
+    state = persistent_server(cache_dir)
+    if state is None:
+        _state_file(cache_dir).unlink(missing_ok=True)
+        return None
+    pid = int(state["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while persistent_server(cache_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if persistent_server(cache_dir):
+        os.kill(pid, signal.SIGKILL)
+    _state_file(cache_dir).unlink(missing_ok=True)
+    return state
+
+
+def running_local_endpoint(cache_dir: Path | None = None) -> str:
+    """The persistent server's endpoint, or a one-line error saying how to start it."""
+    cache_dir = cache_dir or DEFAULT_CACHE_DIR
+    from cli.errors import CliError, Exit
+
+    state = persistent_server(cache_dir)
+    if state is None:
+        raise CliError("DynamoDB Local is not running: start it with `opsworks-trail local start` "
+                       "(or `make local-db`), then load it with `make demo`", Exit.CONFIG)
+    return str(state["endpoint_url"])
 
 
 # -------------------------------------------------------------------------------------------- CLI

@@ -66,7 +66,8 @@ def run_failures(args: argparse.Namespace) -> int:
 def render_table(rows: list[dict[str, Any]]) -> str:
     """Aligned columns, the reason last and unpadded (it is the long one)."""
     if not rows:
-        return "no permanent failures"
+        return ("no permanent failures (of S3 objects: a local file that fails is reported by `ingest` "
+                "when it fails, not recorded here)")
     cells = [[str(row.get(column) or "") for column in COLUMNS] for row in rows]
     return "\n".join(aligned_columns([c.upper() for c in COLUMNS], cells))
 
@@ -75,7 +76,7 @@ def run_retry(args: argparse.Namespace) -> int:
     selection = selection_from(args)
     store = EventStore(dynamodb_client(args), args.table)
     rows = failure_rows(store)  # read in full first: successes remove rows from the index being read
-    pipeline = Pipeline(open=S3Source(s3_client()).open, selection=selection,
+    pipeline = Pipeline(open=S3Source(s3_client(args)).open, selection=selection,
                         store=None if args.dry_run else store, max_decompressed_bytes=args.max_bytes)
     still_failing = 0
     for row in rows:

@@ -41,14 +41,14 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--since", help="digests ending at or after (ISO 8601 or 7d, 12h); default: all")
     parser.add_argument("--until", help="digests ending by this time (plus the hour that digests it)")
     parser.add_argument("--account", metavar="ID", help="one account")
-    parser.add_argument("--region", help="one Region")
+    parser.add_argument("--region", dest="only_region", metavar="REGION", help="one Region")
     parser.add_argument("--public-keys", type=Path, action="append", metavar="FILE",
                         help="CloudTrail public keys saved by `aws cloudtrail list-public-keys --output json` "
                              "(repeat per Region); default: ask CloudTrail (cloudtrail:ListPublicKeys)")
     parser.add_argument("--rehash", action="store_true",
                         help="also re-read every listed log file and compare its SHA-256 now")
     parser.add_argument("--format", choices=["table", "json"], default="table")
-    add_table_arguments(parser)
+    add_table_arguments(parser, region=False)
     parser.set_defaults(run=run)
 
 
@@ -67,12 +67,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
                             CloudTrailPublicKeys(cache(lambda region: boto3.client("cloudtrail", region_name=region))))
     except BadPublicKey as exc:
         return fail(f"--public-keys: {exc}")
-    s3 = s3_client()
+    s3 = s3_client(args)
     source = S3Source(s3)
     verifier = Verifier(list_objects=source.list, fetch=S3Objects(s3).fetch, keys=keys,
                         store=EventStore(dynamodb_client(args), args.table), open=source.open)
     try:
-        report = verifier.run(bucket, prefix, since=since, until=until, account=args.account, region=args.region,
+        report = verifier.run(bucket, prefix, since=since, until=until, account=args.account, region=args.only_region,
                               rehash=args.rehash)
     except IngestError as exc:  # listing the bucket, reading a digest or asking for keys failed
         return fail(exc.reason)

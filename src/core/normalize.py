@@ -83,6 +83,8 @@ def normalize_actor(identity: dict[str, Any]) -> dict[str, Any]:
         "invoked_by": identity.get("invokedBy"),
         "session_issuer_arn": issuer.get("arn"),
         "session_created": attributes.get("creationDate"),
+        "source_identity": context.get("sourceIdentity"),
+        "on_behalf_of": _mapping(identity.get("onBehalfOf")).get("userId"),
     }
     mfa = attributes.get("mfaAuthenticated")
     if mfa is not None:
