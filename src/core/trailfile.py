@@ -268,10 +268,14 @@ class RecordScan:
         return False
 
     def _parse(self, chunks: Iterable[Chunk]) -> Iterator[Any]:
-        """Every selected record of the file, at its true boundaries (see the module docstring)."""
-        pending = bytearray()  # the bytes from the last boundary on
-        offset = 0  # the file offset of pending[0]
-        opened = False  # pending starts at a record inside the Records list (else at the file's start)
+        """Every selected record of the file, at its true boundaries (see the module docstring).
+
+        `pending` holds the file from the last boundary on; once a boundary was found, behind the bytes
+        `{"Records":[`, so that it always reads as the start of a whole file and is validated in place.
+        """
+        pending = bytearray()
+        shift = 0  # pending[i] is the file's byte shift + i
+        opened = False  # a boundary was found: pending starts with the `{"Records":[` put there
         marker: bytes | None = None
         for chunk in chunks:
             if len(pending) < 64 and not opened:
@@ -279,19 +283,18 @@ class RecordScan:
             pending += chunk
             if marker is None:
                 marker = _record_marker(pending)
-            cut = self._last_boundary(pending, marker or b"", opened, offset)
+            cut = self._last_boundary(pending, marker or b"", shift)
             if cut is None and len(pending) > MAX_RECORD_BYTES + CHUNK_SIZE:
-                cut = self._walked_boundary(pending, opened, offset)
+                cut = self._walked_boundary(pending, shift)
             if cut is not None:
-                end, records = cut
+                start, records = cut
                 yield from records
-                del pending[:end]
-                offset += end
+                pending[:start] = _OPENED
+                shift += start - len(_OPENED)
                 opened = True
-        yield from self._rest(pending, opened, offset)
+        yield from self._rest(pending, shift, opened)
 
-    def _last_boundary(self, pending: bytearray, marker: bytes, opened: bool,
-                       offset: int) -> tuple[int, list[Any]] | None:
+    def _last_boundary(self, pending: bytearray, marker: bytes, shift: int) -> tuple[int, list[Any]] | None:
         """The last cut before which the bytes validate as whole records, with their selected records.
 
         A few of the last cuts are tried (a nested look-alike can sit at the last one); when none holds,
@@ -300,7 +303,7 @@ class RecordScan:
         start, looked, tries = len(pending), 0, 2
         while marker and tries and looked < 8:
             start = pending.rfind(marker, 0, start)
-            if start <= 0:
+            if start <= len(_OPENED):
                 return None
             looked += 1
             comma = start - 1
@@ -309,41 +312,56 @@ class RecordScan:
             if pending[comma] != 0x2C:  # ',': not after another record, so not a record
                 continue
             tries -= 1
-            data = _text(pending, comma, opened, offset)
+            saved = bytes(pending[comma:comma + 2])
+            pending[comma:comma + 2] = _CLOSED  # the segment ends as a whole file, for a moment
             try:
-                segment = _VALIDATE.decode(data)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                continue  # a nested object, or an error that a later try or the end of the file will name
-            except RecursionError as exc:
-                raise _too_deep(offset) from exc
-            return start, self._selected(segment.Records, data, offset)
+                records = self._validated(pending, comma + 2, shift)
+            finally:
+                pending[comma:comma + 2] = saved
+            if records is not None:
+                return start, records
         return None
 
-    def _selected(self, records: list[_Source], data: bytes, offset: int) -> list[Any]:
-        """The records of a validated segment whose eventSource is selected, parsed in full."""
-        self._counted(len(records))
-        chosen = [i for i, record in enumerate(records) if self._selects(record.eventSource)]
-        if not chosen:
-            return []
-        raw = _RAW.decode(data).Records
-        try:
-            return [_decoder.decode(bytes(raw[i]).decode()) for i in chosen]
-        except RecursionError as exc:
-            raise _too_deep(offset) from exc
+    def _validated(self, pending: bytearray, end: int, shift: int) -> list[Any] | None:
+        """The selected records of pending[:end] when it validates as a whole file, else None (a nested
+        object cut off, or an error that a later try or the end of the file will name)."""
+        if not pending.isascii():  # nearly never: then checked for UTF-8 the slow way
+            try:
+                pending[:end].decode()
+            except UnicodeDecodeError as exc:
+                raise BadTrailFile(f"invalid UTF-8 at byte {shift + exc.start:,}") from exc
+        with memoryview(pending) as whole, whole[:end] as view:
+            try:
+                records = _VALIDATE.decode(view).Records
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return None
+            except RecursionError as exc:
+                raise _too_deep(shift) from exc
+            self._counted(len(records))
+            chosen = [i for i, record in enumerate(records) if self._selects(record.eventSource)]
+            if not chosen:
+                return []
+            raw = _RAW.decode(view).Records
+            try:
+                return [_decoder.decode(bytes(raw[i]).decode()) for i in chosen]
+            except RecursionError as exc:
+                raise _too_deep(shift) from exc
+            finally:
+                del raw
 
     def _selects(self, source: Any) -> bool:
         return self.sources is None or (isinstance(source, str) and source in self.sources)
 
-    def _walked_boundary(self, pending: bytearray, opened: bool, offset: int) -> tuple[int, list[Any]]:
+    def _walked_boundary(self, pending: bytearray, shift: int) -> tuple[int, list[Any]]:
         """The records in pending, one by one with the standard parser: for a file where no cut validated
         within MAX_RECORD_BYTES (records in no common layout, or nested look-alikes at every cut)."""
-        text = _decoded(pending, offset)
-        records, end, error = self._walk(text, 0 if opened else _head_end(text))
+        text = _decoded(pending, shift)
+        records, end, error = self._walk(text, _head_end(text))
         if not records:
             if error is not None and error.pos < len(text) - 16 and not error.msg.startswith("Unterminated"):
-                raise _invalid_json(text, error, False, offset) from error
+                raise _invalid_json(text, error, shift) from error
             raise BadTrailFile(f"no record ends within the cap of {MAX_RECORD_BYTES:,} bytes after byte "
-                               f"{offset:,} (MAX_RECORD_BYTES): not a CloudTrail log file")
+                               f"{max(shift, 0):,} (MAX_RECORD_BYTES): not a CloudTrail log file")
         self._counted(len(records))
         return end if text.isascii() else len(text[:end].encode()), \
             [r for r in records if self._selects(r.get("eventSource"))]
@@ -366,36 +384,30 @@ class RecordScan:
             records.append(_record(record, self._numbered + len(records) + 1))
             at = end = comma + 1
 
-    def _rest(self, pending: bytearray, opened: bool, offset: int) -> Iterator[Any]:
+    def _rest(self, pending: bytearray, shift: int, opened: bool) -> Iterator[Any]:
         """The file's last segment, up to its end: validated whole, else settled by the standard parser,
         which accepts what msgspec does not (a lone surrogate escape) and names any error."""
         if not opened:
             _check_start(pending, whole=True)
-        data = _text(pending, len(pending), opened, offset, closed=False)
-        try:
-            segment = _VALIDATE.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            pass
-        except RecursionError as exc:
-            raise _too_deep(offset) from exc
-        else:
-            yield from self._selected(segment.Records, data, offset)
+        records = self._validated(pending, len(pending), shift)
+        if records is not None:
+            yield from records
             return
-        text = data.decode()
+        text = pending.decode()  # _validated checked it
         try:
             document = _decoder.decode(text)
         except json.JSONDecodeError as exc:
             # What was read before the error is still handed on: the records up to the last comma before it.
-            head = _OPENED_LENGTH if opened else _TRAIL_HEAD.match(text[:64].encode())
+            head = _TRAIL_HEAD.match(pending[:64])
             if head is not None:
-                records, _, _ = self._walk(text, head if isinstance(head, int) else head.end())
-                yield from (r for r in records if self._selects(r.get("eventSource")))
-            raise _invalid_json(text, exc, opened, offset) from exc
+                walked, _, _ = self._walk(text, head.end())
+                yield from (r for r in walked if self._selects(r.get("eventSource")))
+            raise _invalid_json(text, exc, shift) from exc
         except RecursionError as exc:
-            raise _too_deep(offset) from exc
-        records = [_record(r, self._numbered + i) for i, r in enumerate(_records_of(document), 1)]
-        self._counted(len(records))
-        yield from (r for r in records if self._selects(r.get("eventSource")))
+            raise _too_deep(shift) from exc
+        found = [_record(r, self._numbered + i) for i, r in enumerate(_records_of(document), 1)]
+        self._counted(len(found))
+        yield from (r for r in found if self._selects(r.get("eventSource")))
 
     def _measured(self, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
         """The chunks, adding up bytes_read from zero (a second reading of the file starts again)."""
@@ -445,32 +457,16 @@ class RecordScan:
             yield record
 
 
-_OPENED_LENGTH = len(_OPENED)
 
 
-def _text(pending: bytearray, end: int, opened: bool, offset: int, *, closed: bool = True) -> bytes:
-    """pending[:end] as the bytes of a whole file (`{"Records":[` before it when it starts at a record,
-    `]}` after it when it ends at a cut), checked for UTF-8 (at once where it is all ASCII, as it nearly
-    always is)."""
-    with memoryview(pending) as view:
-        data = b"".join((_OPENED if opened else b"", view[:end], _CLOSED if closed else b""))
-    if not data.isascii():
-        try:
-            data.decode()
-        except UnicodeDecodeError as exc:
-            at = offset + exc.start - (len(_OPENED) if opened else 0)
-            raise BadTrailFile(f"invalid UTF-8 at byte {at:,}") from exc
-    return data
-
-
-def _decoded(pending: bytearray, offset: int) -> str:
+def _decoded(pending: bytearray, shift: int) -> str:
     """pending as text, without a last character that the end of pending cuts in two."""
     try:
         return pending.decode()
     except UnicodeDecodeError as exc:
         if exc.end == len(pending) and exc.reason == "unexpected end of data":
             return pending[:exc.start].decode()
-        raise BadTrailFile(f"invalid UTF-8 at byte {offset + exc.start:,}") from exc
+        raise BadTrailFile(f"invalid UTF-8 at byte {shift + exc.start:,}") from exc
 
 
 def _record_marker(pending: bytearray) -> bytes | None:
@@ -527,14 +523,14 @@ def _record(record: Any, number: int) -> Any:
     return record
 
 
-def _invalid_json(text: str, error: json.JSONDecodeError, opened: bool, offset: int) -> BadTrailFile:
+def _invalid_json(text: str, error: json.JSONDecodeError, shift: int) -> BadTrailFile:
     """The parser's reason and the file offset, never the file's text around it (it may hold a secret)."""
-    at = offset + len(text[:error.pos].encode()) - (_OPENED_LENGTH if opened else 0)
+    at = shift + len(text[:error.pos].encode())
     return BadTrailFile(f"invalid JSON: {error.msg} at byte {at:,}")
 
 
-def _too_deep(offset: int) -> BadTrailFile:
-    return BadTrailFile(f"a record after byte {offset:,} is nested deeper than the JSON parser allows")
+def _too_deep(shift: int) -> BadTrailFile:
+    return BadTrailFile(f"a record after byte {max(shift, 0):,} is nested deeper than the JSON parser allows")
 
 
 def _skip_space(text: str, at: int) -> int:
