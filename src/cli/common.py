@@ -14,7 +14,7 @@ from boto3.dynamodb.types import Binary
 
 from core.selection import Selection
 from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
-from core.store import json_number
+from core.store import RETRIES, json_number
 
 
 def add_table_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +42,7 @@ def selection_from(args: argparse.Namespace) -> Selection:
 def dynamodb_client(args: argparse.Namespace) -> Any:
     if not args.table:
         raise SystemExit("opsworks-trail: no table: pass --table NAME or set TABLE_NAME")
-    return boto3.client("dynamodb", endpoint_url=args.endpoint_url or None)
+    return boto3.client("dynamodb", endpoint_url=args.endpoint_url or None, config=RETRIES)
 
 
 def s3_client() -> Any:
