@@ -7,7 +7,9 @@ import gzip
 import io
 import json
 import logging
+import os
 import sys
+import uuid
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -68,6 +70,19 @@ class Trail:
             main(["failures", "--format", "json", "--table", self.table, "--endpoint-url", self.endpoint])
         return {row["key"].removeprefix(PREFIX): row["reason"] for row in json.loads(out.getvalue())}
 
+    def use_new_table(self) -> None:
+        """Point the handler at a fresh, empty events table (the fuzz tier takes one per example)."""
+        from ddb_local_plugin import _events_table_schema
+
+        definition, _ = _events_table_schema()
+        self.table = f"opsworks-trail-fuzz-{uuid.uuid4().hex[:12]}"
+        self.ddb.create_table(TableName=self.table, **definition)
+        self.ddb.get_waiter("table_exists").wait(TableName=self.table, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        os.environ["TABLE_NAME"] = self.table
+        self.handler.pipeline.cache_clear()
+        self.logs.seek(0)
+        self.logs.truncate()
+
     def queries(self) -> Any:
         from core.queries import EventQueries
 
@@ -96,7 +111,7 @@ class Trail:
                 parts.append(zlib.decompress(bytes(packed)).decode("ascii"))
             if DOCUMENT in item:
                 parts.append(item.pop(DOCUMENT))
-            parts.append(json.dumps(item, default=lambda b: bytes(b).hex()))
+            parts.append(json.dumps(item, default=str))
         text = "\n".join(parts)
         # JSON text escapes some characters; look at what it decodes to as well
         return text + "\n" + text.encode("ascii", "backslashreplace").decode("unicode_escape", "replace")
