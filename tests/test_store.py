@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.errors import TransientError
 from core.model import ObjectRef, Outcome, Status
@@ -16,12 +18,14 @@ from core.store import (
     BATCH_SIZE,
     DOCUMENT,
     FAILED_FILES,
+    MAX_KEY_PART_BYTES,
     PACKED,
     EventStore,
     ItemsRefused,
     deserialize,
     document,
     event_items,
+    key_part,
     restore,
     serialize,
 )
@@ -404,3 +408,42 @@ def test_failed_files_is_empty_on_a_new_table(moto_table: tuple[Any, str]) -> No
     client, table = moto_table
 
     assert list(EventStore(client, table).failed_files()) == []
+
+
+# -- keys and documents from any content ------------------------------------------------------------
+
+
+@given(st.text(st.characters(exclude_categories=()), max_size=700))
+def test_a_key_part_is_short_encodable_and_stable_whatever_the_text(text: str) -> None:
+    part = key_part(text)
+
+    assert len(part.encode("utf-8")) <= MAX_KEY_PART_BYTES
+    assert key_part(part) == part == key_part(text)
+
+
+ANY_TEXT = st.text(st.characters(exclude_categories=()))
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers(-(10**37), 10**37) | ANY_TEXT,
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
+                    max_leaves=30))
+def test_any_parameters_survive_the_document_form_exactly(params: Any) -> None:
+    """(Numbers DynamoDB could not hold come back as their text: tests/test_hostile.py.)"""
+    ev = event(request_parameters=params)
+
+    [main] = [i for i in event_items(ev) if i["sk"] == "EVENT"]
+
+    assert restore(deserialize(serialize(main))) == ev
+    assert all(ord(c) < 128 for c in main[DOCUMENT])
+
+
+def test_an_item_written_before_the_document_form_is_read_as_it_was_written() -> None:
+    import zlib
+
+    from boto3.dynamodb.types import Binary
+
+    params = {"stackId": "stack-1", "n": Decimal(2)}
+    legacy = dict(event(request_parameters=None), pk="EVENT#evt-1", sk="EVENT", time_sk="t", account_pk="1",
+                  request_parameters_zlib=Binary(zlib.compress(json.dumps({"stackId": "stack-1", "n": 2}).encode())))
+
+    assert restore(legacy) == event(request_parameters=params)
