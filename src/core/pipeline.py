@@ -62,9 +62,8 @@ class Pipeline:
             outcome = self._read_and_store(ref, kind)
         except IngestError as exc:
             outcome = Outcome(ref, Status.FAILED, _reason(exc.reason), permanent=exc.permanent)
-        except RecursionError as exc:  # nesting in the object's bytes: the same every time
-            outcome = Outcome(ref, Status.FAILED, "a record nests too deeply to read", permanent=True)
-            outcome.error = exc
+        except RecursionError:  # nesting in the object's bytes, the same every time (no trace: it is 1,000 frames)
+            outcome = Outcome(ref, Status.FAILED, "a record nests too deeply to parse", permanent=True)
         except Exception as exc:  # an unforeseen fault: retried a bounded number of times
             outcome = self._unexpected(ref, exc)
         if outcome.status is Status.FAILED and outcome.permanent:
