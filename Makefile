@@ -11,7 +11,7 @@ PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
                  && { echo $$p; break; }; done)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest demo local-db local-db-stop catalog clean
+.PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -30,6 +30,9 @@ test: lint typecheck pytest ## Every check: ruff, mypy, and all tests (DynamoDB 
 
 pytest: $(STAMP)
 	$(PY) -m pytest
+
+fuzz: $(STAMP) ## The fuzz tiers (marker fuzz), more examples: FUZZ_EXAMPLES=200 hostile, READER_FUZZ_EXAMPLES=3000 reader
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} READER_FUZZ_EXAMPLES=$${READER_FUZZ_EXAMPLES:-3000} $(PY) -m pytest -m fuzz
 
 lint: $(STAMP) ## ruff
 	$(VENV)/bin/ruff check src tests scripts

@@ -42,6 +42,10 @@ def good_file(prefix: str, count: int = 3) -> tuple[bytes, list[str]]:
     return trail_file(records), ids
 
 
+READ_BEFORE_THE_FAULT = {"trailing-garbage": "bad-0001", "record-not-object": "bad-0001"}
+"""The bad files whose OpsWorks record comes before the fault: it is read, so it is stored."""
+
+
 def bad_files() -> dict[str, tuple[bytes, str]]:
     """Small malformed log files: name -> (bytes, a fragment the permanent failure's reason must contain)."""
     good = json.dumps({"Records": [record("bad-0001")]}, separators=(",", ":")).encode()

@@ -275,20 +275,7 @@ def test_a_missing_object_in_moto_s3_is_transient(moto_bucket: tuple[Any, str], 
     assert outcome.retry and "NoSuchKey" in outcome.reason
 
 
-# -- DynamoDB: throttling is retried inside the store, then handed to the trigger -------------------------
-
-
-def test_throttling_within_the_store_budget_is_absorbed(moto_table: tuple[Any, str]) -> None:
-    client, name = moto_table
-    flaky = FlakyDynamoDB(client, throttle_times=3)
-    sleeps: list[float] = []
-    data, ids = good_file("thr", 5)
-
-    outcome = ingest_bytes(data, EventStore(flaky, name, sleep=sleeps.append))
-
-    assert outcome.status is Status.INGESTED
-    assert len(sleeps) == 3
-    assert stored_event_ids(client, name) == ids
+# -- DynamoDB: throttling is retried by botocore (store.RETRIES), then handed to the trigger ----------------
 
 
 def test_throttling_past_the_store_budget_is_transient_and_nothing_is_marked(moto_table: tuple[Any, str]) -> None:

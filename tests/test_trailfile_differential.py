@@ -6,7 +6,7 @@ nested look-alikes (objects inside a record that look like an OpsWorks record). 
 files must either give the same answer as `json.loads` or be refused with BadTrailFile, never yield a
 record that `json.loads` would not.
 
-`make test` runs a few hundred examples; `make fuzz` (FUZZ_EXAMPLES) many more.
+`make test` runs 150 examples of each; `make fuzz` many more (READER_FUZZ_EXAMPLES, 3,000 by default).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from typing import Any
 from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,8 +27,10 @@ from core import trailfile
 from core.errors import BadTrailFile
 from core.trailfile import RecordScan, decompressed_chunks
 
+pytestmark = pytest.mark.fuzz
+
 SOURCES = frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"})
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("READER_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 source = st.sampled_from([*sorted(SOURCES), "s3.amazonaws.com", "ec2.amazonaws.com", "iam.amazonaws.com"])

@@ -16,7 +16,7 @@ from botocore.exceptions import NoRegionError
 from cli.errors import PROBE_CONFIG, CliError, Exit, Where, explain, probe_table
 from core.selection import Selection
 from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
-from core.store import json_number
+from core.store import RETRIES, json_number
 
 LOCAL_TABLE = "opsworks-trail-demo"
 """The table `make demo` loads into the persistent DynamoDB Local; --local's default table."""
@@ -65,7 +65,7 @@ def dynamodb_client(args: argparse.Namespace, *, ingest: bool = False) -> Any:
         raise CliError("no table: pass --table NAME or set TABLE_NAME (for DynamoDB Local: --local)", Exit.CONFIG)
     where = Where("DynamoDB", endpoint=kwargs["endpoint_url"], region=kwargs["region_name"], table=args.table)
     try:
-        client = boto3.client("dynamodb", **kwargs)
+        client = boto3.client("dynamodb", config=RETRIES, **kwargs)
         probe = boto3.client("dynamodb", config=PROBE_CONFIG, **kwargs)
     except NoRegionError as exc:
         raise _explained(exc, where) from exc

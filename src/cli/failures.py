@@ -77,7 +77,8 @@ def run_retry(args: argparse.Namespace) -> int:
     store = EventStore(dynamodb_client(args), args.table)
     rows = failure_rows(store)  # read in full first: successes remove rows from the index being read
     pipeline = Pipeline(open=S3Source(s3_client(args)).open, selection=selection,
-                        store=None if args.dry_run else store, max_decompressed_bytes=args.max_bytes)
+                        store=None if args.dry_run else store, max_decompressed_bytes=args.max_bytes,
+                        reread_failed=True)
     still_failing = 0
     for row in rows:
         outcome = pipeline.ingest(ObjectRef(row["bucket"], row["key"], etag=row.get("etag")))

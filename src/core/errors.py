@@ -29,3 +29,7 @@ class TransientError(IngestError):
 
 class SourceError(IngestError):
     """The object could not be read for a reason a retry will not fix (access denied, ...)."""
+
+
+class Unstorable(ValueError):
+    """A selected record no storage form can hold (an eventID of megabytes, say): a fault of that record."""

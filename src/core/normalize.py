@@ -1,15 +1,22 @@
 """One CloudTrail record -> one normalized OpsWorks event (see ARCHITECTURE.md for the schema).
 
 Pure: no I/O, no table keys. Absent CloudTrail fields stay absent; secrets are redacted here, before
-anything else can store or log them.
+anything else can store or log them: the fields the API models mark (catalog), then secrets by shape
+(`redact_secrets`, README "Secrets").
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from core.catalog import Catalog
+import simplejson
+
+from core.catalog import REDACTED, Catalog
 from core.model import ObjectRef
 
 Event = dict[str, Any]
@@ -65,7 +72,88 @@ def normalize(record: dict[str, Any], source: ObjectRef | None, catalog: Catalog
         event["source_object"] = ({"bucket": source.bucket, "key": source.key} if source.bucket is not None
                                   else {"key": source.key})
     event["ingested_at"] = ingested_at
-    return event
+    return {name: value if name == "event_id" else redact_secrets(value) for name, value in event.items()}
+
+
+# -- secrets by shape -------------------------------------------------------------------------------
+
+_SECRET_WORDS = re.compile(r"passw(?:or)?d|passphrase|secret|token|privatekey|credential|apikey|authorization"
+                           r"|^(?:pwd|pass|auth|accesskey|sshkey)$")
+_NOT_SECRET_ENDINGS = ("id", "ids", "name", "names", "arn", "arns", "type", "types", "enabled", "length",
+                       "expiration", "expiry", "expiresat", "version", "count", "required", "policy", "url", "uri")
+_SECRET_KEY_TEXT = (r"(?<![\w.-])[\w.-]{0,40}?"  # a key starts a word and is short: linear time on any text
+                    r"(?:passw(?:or)?d|passphrase|secret|token|private[_.-]?key|credential|api[_.-]?key)[\w.-]{0,40}")
+_TEXT_RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+    # PEM private keys (RSA, EC, OPENSSH, ENCRYPTED, PGP ... BLOCK), an unterminated one to the end of the text
+    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----[\s\S]*?"
+                r"(?:-----END [A-Z0-9 ]*PRIVATE KEY[A-Z ]*-----|$)"), REDACTED),
+    # key: value, key = value, "key": "value" where the key names a secret (YAML, INI, env files, shell, JSON text)
+    (re.compile(r"(?i)(?P<key>" + _SECRET_KEY_TEXT + r")(?P<sep>[\"']?\s*[:=]\s*)"
+                r"(?P<value>\"(?:[^\"\\\n]|\\.)*\"|'[^'\n]*'|[^\s,;&}\]\"']+)"),
+     lambda m: m[0] if not names_secret(m["key"]) or REDACTED in m["value"] else _redacted_value(m)),
+    # user:password@ in URLs (git remotes, database URLs)
+    (re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^/\s:@]*):([^/\s@]+)@"), rf"\1:{REDACTED}@"),
+    # AWS secret access keys: 40 base64 characters standing alone, with upper, lower case and digits
+    (re.compile(r"(?<![A-Za-z0-9/+])(?=[A-Za-z0-9/+]{0,39}[A-Z])(?=[A-Za-z0-9/+]{0,39}[a-z])"
+                r"(?=[A-Za-z0-9/+]{0,39}[0-9])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+])"), REDACTED),
+    # tokens with a published shape: GitHub, Slack, Google API keys, JWTs
+    (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,}|xox[abposr]-[A-Za-z0-9-]{10,}"
+                r"|AIza[0-9A-Za-z_-]{35}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,})"), REDACTED),
+]
+
+
+def names_secret(key: str) -> bool:
+    """A key that names a secret: password, secret, token, private key, credentials, API key... but not
+    the secret's id, name, ARN, type or expiry (sshKeyName, secretArn, tokenExpiration)."""
+    word = re.sub(r"[^a-z0-9]", "", key.lower())
+    return bool(_SECRET_WORDS.search(word)) and not word.endswith(_NOT_SECRET_ENDINGS)
+
+
+def redact_secrets(value: Any) -> Any:
+    """Secrets by shape, anywhere in a value: the value of a key naming a secret; inside a string, a JSON
+    document (customJson) redacted the same way, and secret formats in text (see _TEXT_RULES)."""
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, list):
+        return [redact_secrets(item) for item in value]
+    if isinstance(value, dict):
+        return {key: REDACTED if names_secret(key) and _is_secret_value(item) else redact_secrets(item)
+                for key, item in value.items()}
+    return value
+
+
+def redact_text(text: str) -> str:
+    """A string with its secrets redacted: a JSON object or list in it is redacted as a structure and
+    written back (unchanged when it held none); any other text by the format rules."""
+    document = _json_container(text)
+    if document is not None:
+        redacted = redact_secrets(document)
+        if redacted == document:
+            return text
+        return str(simplejson.dumps(redacted, use_decimal=True, allow_nan=True, ensure_ascii=False))
+    for pattern, replacement in _TEXT_RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def _json_container(text: str) -> Any:
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return None
+    try:
+        document = json.loads(stripped, parse_float=Decimal)
+    except (ValueError, RecursionError):
+        return None
+    return document if isinstance(document, dict | list) else None
+
+
+def _redacted_value(match: re.Match[str]) -> str:
+    quote = match["value"][0] if match["value"][0] in "\"'" else ""
+    return f"{match['key']}{match['sep']}{quote}{REDACTED}{quote}"
+
+
+def _is_secret_value(value: Any) -> bool:
+    return value not in (None, "", REDACTED) and not isinstance(value, bool)
 
 
 def normalize_actor(identity: dict[str, Any]) -> dict[str, Any]:

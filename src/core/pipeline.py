@@ -8,17 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from core.catalog import Catalog, load_catalog
 from core.digests import is_digest_key
-from core.errors import IngestError, TooLarge
+from core.errors import BadTrailFile, IngestError, TooLarge, Unstorable
 from core.model import BinaryStream, ObjectRef, Outcome, Status, utc_now
-from core.normalize import Event, InvalidRecord, normalize
+from core.normalize import Event, InvalidRecord, normalize, redact_text
 from core.selection import Selection
-from core.store import EventStore, event_items
+from core.store import EventStore, ItemsRefused, event_items, storable_text
 from core.trailfile import Chunk, FileKind, RecordScan, classify_key, decompressed_chunks
 
 if TYPE_CHECKING:
@@ -27,9 +27,14 @@ if TYPE_CHECKING:
 Opener = Callable[[ObjectRef], BinaryStream]
 WRITE_BUFFER = 100
 """Items buffered before a write: a file with many matches is written as it is read."""
-_RECORD_FAULTS = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError)
-"""A record of an unforeseen shape (an eventSource that is a list, ...) breaking the pure steps: a
-permanent fault of that record, recorded for `retry-failures` after a fix, never a retry loop."""
+_RECORD_FAULTS = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError, RecursionError)
+"""A record of an unforeseen shape (an eventSource that is a list, nesting too deep to walk, ...) breaking
+the pure steps: a permanent fault of that record, recorded for `retry-failures` after a fix, never a
+retry loop."""
+MAX_UNEXPECTED_ATTEMPTS = 3
+"""An exception of no known class is retried (it may be the environment), but only this many times for
+the same object: then it is recorded as a permanent failure with its reason, never left to loop. The
+count is kept on the object's file state item (status `retrying`); without a table nothing retries."""
 
 
 @dataclass
@@ -52,6 +57,8 @@ class Pipeline:
     hash_content: bool | None = None
     """SHA-256 each file's content for the ledger; None: where a ledger entry is written (a store and an
     S3 object), not in a dry run, whose answer proves nothing (SHA-256 costs more than inflating)."""
+    reread_failed: bool = False
+    """Read a file recorded as permanently failed again (`retry-failures`); a redelivery does not."""
 
     def ingest(self, ref: ObjectRef) -> Outcome:
         digest = self.digests is not None and is_digest_key(ref.key)
@@ -63,10 +70,11 @@ class Pipeline:
         except _AlreadyIngested as exc:
             return Outcome(ref, Status.SKIPPED, str(exc))
         except IngestError as exc:
-            outcome = Outcome(ref, Status.FAILED, exc.reason, permanent=exc.permanent)
-        except Exception as exc:  # an unforeseen fault: retried, and logged with its trace by the caller
-            outcome = Outcome(ref, Status.FAILED, f"unexpected {type(exc).__name__}: {exc}", permanent=False)
-            outcome.error = exc
+            outcome = Outcome(ref, Status.FAILED, _reason(exc.reason), permanent=exc.permanent)
+        except RecursionError:  # nesting in the object's bytes, the same every time (no trace: it is 1,000 frames)
+            outcome = Outcome(ref, Status.FAILED, "a record nests too deeply to parse", permanent=True)
+        except Exception as exc:  # an unforeseen fault: retried a bounded number of times
+            outcome = self._unexpected(ref, exc)
         if outcome.status is Status.FAILED and outcome.permanent:
             self._record_failure(outcome)
         return outcome
@@ -74,11 +82,13 @@ class Pipeline:
     def _already_ingested(self, ref: ObjectRef) -> str:
         assert self.store is not None
         state = self.store.file_state(ref)
-        if not state or state.get("status") != "ingested":
-            return ""
-        if ref.etag and state.get("etag") and state["etag"] != ref.etag:
-            return ""  # same key, new content: read it again
-        return f"already ingested at {state.get('at')}"
+        if not state or (ref.etag and state.get("etag") and state["etag"] != ref.etag):
+            return ""  # new, or same key with new content: read it (again)
+        if state.get("status") == "ingested":
+            return f"already ingested at {state.get('at')}"
+        if state.get("status") == "failed" and not self.reread_failed:
+            return f"already recorded as a permanent failure at {state.get('at')} (retry-failures reads it again)"
+        return ""
 
     def _read_and_store(self, ref: ObjectRef, kind: FileKind) -> Outcome:
         if ref.size is not None and ref.size > self.max_decompressed_bytes:
@@ -93,10 +103,11 @@ class Pipeline:
         seen: set[str] = set()
         invalid: list[str] = []
         buffer: list[dict[str, Any]] = []
+        read_error: list[Exception] = []
         with contextlib.closing(self._read(ref, content)) as chunks:
             records = (scan.json_lines(chunks) if kind is FileKind.JSON_LINES
                        else scan.trail_records(chunks, lambda: self._read(ref, content)))
-            for record in records:
+            for record in _until_error(records, read_error):
                 try:
                     if not self.selection.matches(record):
                         continue
@@ -104,7 +115,7 @@ class Pipeline:
                     if event["event_id"] in seen:
                         continue
                     items = event_items(event, self.retention_days) if self.store is not None else []
-                except InvalidRecord as exc:
+                except (InvalidRecord, Unstorable) as exc:
                     invalid.append(f"{_which(record)}: {exc}")
                     continue
                 except _RECORD_FAULTS as exc:  # the same record fails the same way every time: permanent
@@ -114,13 +125,17 @@ class Pipeline:
                 outcome.matched += 1
                 self._keep(outcome, event, items, buffer)
                 if len(buffer) >= WRITE_BUFFER:
-                    outcome.written += self._flush(buffer, ref, outcome)
-        outcome.written += self._flush(buffer, ref, outcome)
+                    outcome.written += self._flush(buffer, ref, outcome, invalid)
+        # What was read is stored, even if reading then failed.
+        outcome.written += self._flush(buffer, ref, outcome, invalid)
         outcome.records, outcome.bytes_read = scan.records, scan.bytes_read
         outcome.sha256 = content.sha256 if content is not None else None
+        if read_error:
+            raise _after_reading(read_error[0], outcome.written, invalid)
         if invalid:
             outcome.status, outcome.permanent = Status.FAILED, True
-            outcome.reason = f"{len(invalid)} selected record(s) unusable, the rest stored; first: {invalid[0]}"
+            outcome.reason = _reason(f"{len(invalid)} selected record(s) unusable, the rest stored; "
+                                     f"first: {invalid[0]}")
         elif self.store is not None and ref.bucket is not None:
             done = self.store.mark_ingested(outcome)
             if done:
@@ -133,7 +148,9 @@ class Pipeline:
             outcome.items.append(event)
         buffer.extend(items)
 
-    def _flush(self, buffer: list[dict[str, Any]], ref: ObjectRef, outcome: Outcome) -> int:
+    def _flush(self, buffer: list[dict[str, Any]], ref: ObjectRef, outcome: Outcome, invalid: list[str]) -> int:
+        """Write the buffered items; events DynamoDB refused (after the others were written) are unusable
+        records of the file, like records normalize refuses."""
         if self.store is None or not buffer:
             return 0
         if not outcome.written and ref.bucket is not None:
@@ -142,8 +159,14 @@ class Pipeline:
                 raise _AlreadyIngested(done)
         items = list(buffer)
         buffer.clear()
-        self.store.put_items(items)
-        return sum(1 for item in items if item["sk"] == "EVENT")
+        refused: set[str] = set()
+        try:
+            self.store.put_items(items)
+        except ItemsRefused as exc:
+            for item, reason in exc.refused:
+                refused.add(str(item["pk"]))
+                invalid.append(f"item {str(item['pk'])[:100]}: {reason}")
+        return sum(1 for item in items if item["sk"] == "EVENT" and item["pk"] not in refused)
 
     def _read(self, ref: ObjectRef, content: _ContentHash | None) -> Generator[Chunk, None, None]:
         """The object's decompressed chunks, hashed as they pass, its stream closed when they end or are
@@ -161,6 +184,22 @@ class Pipeline:
             content.sha256 = sha256.hexdigest()
         finally:
             stream.close()
+
+    def _unexpected(self, ref: ObjectRef, exc: Exception) -> Outcome:
+        """Retried (logged with its trace by the caller) until MAX_UNEXPECTED_ATTEMPTS, then permanent."""
+        outcome = Outcome(ref, Status.FAILED, _reason(f"unexpected {type(exc).__name__}: {exc}"))
+        outcome.error = exc
+        if self.store is None or ref.bucket is None:
+            return outcome
+        try:
+            attempts = self.store.count_attempt(ref, outcome.reason)
+        except Exception as count_exc:
+            outcome.reason += f" (counting the attempt failed too: {type(count_exc).__name__})"
+            return outcome
+        if attempts >= MAX_UNEXPECTED_ATTEMPTS:
+            outcome.permanent = True
+            outcome.reason += f" (the same object failed {attempts} times in a row; not retried again)"
+        return outcome
 
     def _record_failure(self, outcome: Outcome) -> None:
         """Record a permanent failure; if even that fails, make the failure transient so it is retried."""
@@ -182,6 +221,35 @@ class _ContentHash:
 
 class _AlreadyIngested(Exception):
     """The file was ingested before with the same content: nothing to write again."""
+
+
+def _reason(text: str) -> str:
+    """A failure reason fit to store and log: secrets in it redacted (an exception may quote a value),
+    short and encodable."""
+    return storable_text(redact_text(text))
+
+
+def _until_error(records: Iterator[Any], error: list[Exception]) -> Iterator[Any]:
+    """The records until the reader fails; its exception is kept in `error`, so that the records read
+    before it are stored before the failure is reported."""
+    try:
+        yield from records
+    except Exception as exc:
+        error.append(exc)
+
+
+def _after_reading(error: Exception, stored: int, invalid: list[str]) -> Exception:
+    """The reader's failure, saying what became of the records read before it."""
+    if isinstance(error, RecursionError):
+        error = BadTrailFile("a record nests too deeply to parse")
+    if not isinstance(error, IngestError) or not (stored or invalid):
+        return error
+    done = f"{stored} selected record(s) read before it were stored"
+    if invalid:
+        done += f", {len(invalid)} unusable (first: {invalid[0]})"
+    failure = type(error)(_reason(f"{error.reason}; {done}"))
+    failure.__cause__ = error
+    return failure
 
 
 def _which(record: dict[str, Any]) -> str:

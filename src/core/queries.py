@@ -1,7 +1,8 @@
 """The audit questions, answered with Query only (never Scan); see docs/table-design.md.
 
 Every answer is a lazy iterator of normalized events in time order, each event once, restored with
-`store.restore` (compressed parameters inflated, numbers as Decimal). Several partitions (a stack and its
+`store.restore` (the stored document decoded, numbers as Decimal; resource links resolved to their
+events). Several partitions (a stack and its
 layers, instances...; every account) are merged by time, so a caller can stop early with a limit.
 """
 
@@ -18,11 +19,24 @@ from itertools import islice
 from typing import Any
 
 from core.actors import matches
-from core.store import ACCOUNTS_PK, PARENT_TYPES, EventStore, actor_partition, principal_key, restore
+from core.store import (
+    ACCOUNTS_PK,
+    PARENT_TYPES,
+    EventStore,
+    actor_partition,
+    is_event_item,
+    key_part,
+    linked_event,
+    principal_key,
+    resource_pk,
+    restore,
+)
 
 Event = dict[str, Any]
 Resource = tuple[str, str]
 
+LINKS_PER_FETCH = 100
+"""Resource links read before the events they point to are fetched (BatchGetItem's limit)."""
 _LOWEST = "0"
 _HIGHEST = "9999-12-31T23:59:59Z"
 _AFTER = "#\uffff"
@@ -118,13 +132,14 @@ class EventQueries:
 
     def by_id(self, event_id: str) -> Event | None:
         items = self.store.query(KeyConditionExpression="pk = :p AND sk = :s",
-                                 ExpressionAttributeValues={":p": {"S": f"EVENT#{event_id}"}, ":s": {"S": "EVENT"}})
-        return next(_events(items), None)
+                                 ExpressionAttributeValues={":p": {"S": f"EVENT#{key_part(event_id)}"},
+                                                            ":s": {"S": "EVENT"}})
+        return next(self._events(items), None)
 
     def for_resource(self, rtype: str, rid: str, since: str | None = None, until: str | None = None, *,
                      newest_first: bool = False) -> Iterator[Event]:
         """Events naming this resource (its link items)."""
-        return _events(self._range(None, "pk", f"RES#{rtype}#{rid}", "sk", since, until, newest_first))
+        return self._events(self._range(None, "pk", resource_pk(rtype, rid), "sk", since, until, newest_first))
 
     def for_stack(self, stack_id: str, since: str | None = None, until: str | None = None, *,
                   newest_first: bool = False) -> Iterator[Event]:
@@ -140,15 +155,16 @@ class EventQueries:
                  newest_first: bool = False) -> Iterator[Event]:
         """A role ARN (any path) gives every session of the role; an assumed-role session ARN only that
         session; a user, root, federated-user ARN or a service name (opsworks.amazonaws.com) itself."""
-        items = _events(self._range("by_actor", "actor_pk", principal_key(arn), "time_sk", since, until,
-                                    newest_first))
+        items = self._events(self._range("by_actor", "actor_pk", key_part(principal_key(arn)), "time_sk",
+                                         since, until, newest_first))
         if ":assumed-role/" in arn:
             return (e for e in items if e.get("actor", {}).get("arn") == arn)
         return items
 
     def by_account(self, account: str, since: str | None = None, until: str | None = None, *,
                    newest_first: bool = False) -> Iterator[Event]:
-        return _events(self._range("by_account", "account_pk", account, "time_sk", since, until, newest_first))
+        return self._events(self._range("by_account", "account_pk", key_part(account), "time_sk", since, until,
+                                        newest_first))
 
     def failed(self, account: str | None = None, since: str | None = None,
                until: str | None = None, *, newest_first: bool = False) -> Iterator[Event]:
@@ -205,7 +221,7 @@ class EventQueries:
 
     def _has_events(self, kind: str, rid: str) -> bool:
         items = self.store.query(KeyConditionExpression="pk = :p AND sk BETWEEN :lo AND :hi",
-                                 ExpressionAttributeValues={":p": {"S": f"RES#{kind}#{rid}"},
+                                 ExpressionAttributeValues={":p": {"S": resource_pk(kind, rid)},
                                                             ":lo": {"S": _LOWEST}, ":hi": {"S": _HIGHEST}},
                                  Limit=1)
         return next(iter(items), None) is not None
@@ -219,7 +235,7 @@ class EventQueries:
     def children(self, ptype: str, pid: str) -> list[Resource]:
         """What a stack or server owns, as learnt from events naming both (CreateLayer, CreateInstance...)."""
         items = self.store.query(KeyConditionExpression="pk = :p AND begins_with(sk, :c)",
-                                 ExpressionAttributeValues={":p": {"S": f"RES#{ptype}#{pid}"},
+                                 ExpressionAttributeValues={":p": {"S": resource_pk(ptype, pid)},
                                                             ":c": {"S": "CHILD#"}})
         return [(str(item["child_type"]), str(item["child_id"])) for item in items]
 
@@ -259,7 +275,7 @@ class EventQueries:
         if server and f.stack:
             checks.append(_names_any(self._scope("server", server)))
         if f.resource and (f.stack or f.server):
-            checks.append(_names_any({f.resource}))
+            checks.append(_names_any({(f.resource[0], key_part(f.resource[1]))}))
         if actor_arn and (f.stack or f.server or f.resource):
             checks.append(_actor_is(actor_arn))
         if f.actor and not actor_arn:
@@ -279,18 +295,30 @@ class EventQueries:
 
     # -- helpers ---------------------------------------------------------------------------------------
 
+    def _events(self, items: Iterable[dict[str, Any]]) -> Iterator[Event]:
+        """Stored items -> events, in their order: a resource link is resolved to the event it points to
+        (BatchGetItem, a page of links at a time); anything else (a failed-file state) is dropped."""
+        for page in _pages(items, LINKS_PER_FETCH):
+            pointers = [linked_event(item) for item in page]
+            wanted = [pk for pk in pointers if pk]
+            found = self.store.get_events(wanted) if wanted else {}
+            for item, pointer in zip(page, pointers, strict=True):
+                event_item = found.get(pointer) if pointer else item
+                if event_item is not None and is_event_item(event_item):
+                    yield restore(event_item)
+
     def _for_parent(self, ptype: str, pid: str, since: str | None, until: str | None,
                     newest_first: bool = False) -> Iterator[Event]:
         return _merge([self.for_resource(rtype, rid, since, until, newest_first=newest_first)
                        for rtype, rid in sorted(self._scope(ptype, pid))], newest_first)
 
     def _scope(self, ptype: str, pid: str) -> set[Resource]:
-        return {(ptype, pid), *(r for r in self.children(ptype, pid) if r[0] in PARENT_TYPES[ptype])}
+        return {(ptype, key_part(pid)), *(r for r in self.children(ptype, pid) if r[0] in PARENT_TYPES[ptype])}
 
     def _per_account(self, index: str, key: str, account: str | None, since: str | None,
                      until: str | None, newest_first: bool = False) -> Iterator[Event]:
         accounts = [account] if account else self.accounts()
-        return _merge([_events(self._range(index, key, a, "time_sk", since, until, newest_first))
+        return _merge([self._events(self._range(index, key, key_part(a), "time_sk", since, until, newest_first))
                        for a in accounts], newest_first)
 
     def _range(self, index: str | None, key: str, value: str, sort_key: str, since: str | None,
@@ -309,11 +337,6 @@ class EventQueries:
         return self.store.query(**kwargs)
 
 
-def _events(items: Iterable[dict[str, Any]]) -> Iterator[Event]:
-    """Stored items -> events; anything that is not an event (a failed-file state) is dropped."""
-    for item in items:
-        if "event_id" in item and "event_time" in item and not str(item.get("pk", "")).startswith("FILE#"):
-            yield restore(item)
 
 
 def _merge(sources: list[Iterator[Event]], newest_first: bool = False) -> Iterator[Event]:
@@ -331,7 +354,19 @@ def _is_principal(text: str) -> bool:
 
 
 def _names_any(scope: set[Resource]) -> Callable[[Event], bool]:
-    return lambda e: any((r["type"], r["id"]) in scope for r in e.get("resources", []))
+    """Scopes hold ids as keys hold them (key_part), as children() reads them back."""
+    return lambda e: any((r["type"], key_part(r["id"])) in scope for r in e.get("resources", []))
+
+
+def _pages(items: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    page: list[dict[str, Any]] = []
+    for item in items:
+        page.append(item)
+        if len(page) == size:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def _actor_is(arn: str) -> Callable[[Event], bool]:

@@ -25,7 +25,7 @@ from core.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
 from core.selection import Selection
 from core.settings import Settings
 from core.sources import S3Source
-from core.store import EventStore
+from core.store import RETRIES, EventStore
 from core.triggers import (
     Trigger,
     UnknownMessage,
@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 s3_client = boto3.client("s3")
-dynamodb_client = boto3.client("dynamodb")
+dynamodb_client = boto3.client("dynamodb", config=RETRIES)
 
 
 @cache
