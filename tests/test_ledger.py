@@ -136,11 +136,26 @@ def test_the_hash_is_of_the_decompressed_content_read_once(records: list[dict[st
         opened.append(1)
         return io.BytesIO(body)
 
-    pipeline = Pipeline(open=open_object, selection=Selection(None), store=None, max_decompressed_bytes=64 << 20)
+    pipeline = Pipeline(open=open_object, selection=Selection(None), store=None, max_decompressed_bytes=64 << 20,
+                        hash_content=True)
     outcome = pipeline.ingest(ObjectRef(None, "f.json.gz" if compressed else "f.json", len(body)))
     if outcome.status is Status.INGESTED:
         assert outcome.sha256 == hashlib.sha256(content).hexdigest()
         assert outcome.bytes_read == len(content)
+
+
+def test_a_dry_run_keeps_no_ledger_so_it_hashes_nothing() -> None:
+    record = {"eventVersion": "1.08", "eventSource": "opsworks.amazonaws.com", "eventID": "a",
+              "eventName": "DescribeStacks", "eventTime": "2024-01-01T00:00:00Z", "awsRegion": "us-east-1",
+              "recipientAccountId": "111122223333", "userIdentity": {"type": "Root"}}
+    content = json.dumps({"Records": [record]}).encode()
+    pipeline = Pipeline(open=lambda ref: io.BytesIO(content), selection=OPSWORKS, store=None,
+                        max_decompressed_bytes=64 << 20)
+
+    outcome = pipeline.ingest(ObjectRef(None, "f.json"))
+
+    assert outcome.status is Status.INGESTED and outcome.matched == 1
+    assert outcome.sha256 is None
 
 
 def test_the_hash_starts_again_when_the_stream_is_reopened() -> None:
