@@ -146,7 +146,8 @@ def test_the_bytes_fallback_of_the_simd_search_gives_the_same_results(monkeypatc
     monkeypatch.setattr(trailfile, "CHUNK_SIZE", 4096)
     data = gzip.compress(compact(sample(500)))
     expected = read(data)
-    monkeypatch.setattr(trailfile, "_find", lambda data, needle, start=0, end=None: data.find(needle, start, end))
+    monkeypatch.setattr(trailfile, "_find",
+                        lambda data, needle, start=0, end=None: bytes(data).find(needle, start, end))
 
     assert read(data) == expected
 

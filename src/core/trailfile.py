@@ -36,8 +36,8 @@ from core.model import BinaryStream
 try:  # SIMD substring search, several times faster than bytes.find on JSON text
     from stringzilla import find as _find
 except ImportError:  # pragma: no cover - the same results, slower
-    def _find(data: bytes | bytearray, needle: bytes, start: int = 0, end: int | None = None) -> int:
-        return data.find(needle, start, end)
+    def _find(data: bytes | bytearray | memoryview, needle: bytes, start: int = 0, end: int | None = None) -> int:
+        return (data.tobytes() if isinstance(data, memoryview) else data).find(needle, start, end)
 
 READ_SIZE = 64 << 10
 """Compressed bytes read at a time. 32 to 256 KiB measure the same."""
@@ -173,22 +173,14 @@ def _capped(chunks: Iterable[Chunk], max_bytes: int) -> Iterator[Chunk]:
 # -- records --------------------------------------------------------------------------------------------
 
 
-class _Source(msgspec.Struct):
-    """A record as the validator sees it: an object whose eventSource is decoded, the rest only checked."""
-
-    eventSource: Any = None
-
-
 class _Segment(msgspec.Struct):
-    Records: list[_Source]
+    """A file (or a segment of one, put in a file's shape) as the validator sees it: the whole text is
+    checked, and each record is kept as its bytes."""
 
-
-class _RawSegment(msgspec.Struct):
     Records: list[msgspec.Raw]
 
 
 _VALIDATE = msgspec.json.Decoder(_Segment)
-_RAW = msgspec.json.Decoder(_RawSegment)
 _decoder = json.JSONDecoder(parse_float=Decimal)
 
 
@@ -332,22 +324,39 @@ class RecordScan:
                 raise BadTrailFile(f"invalid UTF-8 at byte {shift + exc.start:,}") from exc
         with memoryview(pending) as whole, whole[:end] as view:
             try:
-                records = _VALIDATE.decode(view).Records
+                raw = _VALIDATE.decode(view).Records
             except (msgspec.DecodeError, msgspec.ValidationError):
                 return None
-            except RecursionError as exc:
-                raise _too_deep(shift) from exc
-            self._counted(len(records))
-            chosen = [i for i, record in enumerate(records) if self._selects(record.eventSource)]
-            if not chosen:
-                return []
-            raw = _RAW.decode(view).Records
-            try:
-                return [_decoder.decode(bytes(raw[i]).decode()) for i in chosen]
-            except RecursionError as exc:
-                raise _too_deep(shift) from exc
-            finally:
-                del raw
+            except RecursionError:
+                error: BadTrailFile | None = _too_deep(shift)
+            else:
+                found, error = self._chosen(raw, _find(view, _ESCAPE) >= 0, shift)
+                del raw  # the records' bytes point into pending: released before it changes size
+        if error is not None:
+            raise error
+        return found
+
+    def _chosen(self, raw: list[msgspec.Raw], escaped: bool, shift: int) -> tuple[list[Any], BadTrailFile | None]:
+        """The selected records among a validated segment's: only those whose bytes may name a source
+        (quoted, or escaped where the segment has an escape) are parsed, and then selected exactly. An
+        error is returned, not raised, so that no view of pending outlives the call."""
+        self._counted(len(raw))
+        found: list[Any] = []
+        for number, piece in enumerate(raw, self._numbered - len(raw) + 1):
+            with memoryview(piece) as record:
+                if record[0] != 0x7B:  # '{': not an object
+                    kind = _json_kind(_decoder.decode(bytes(record).decode()))
+                    return found, BadTrailFile(f"record {number} is {kind}, not an object")
+                if not (self.sources is None or any(_find(record, probe) >= 0 for probe in self._probes)
+                        or (escaped and _find(record, _ESCAPE) >= 0)):
+                    continue
+                try:
+                    parsed = _decoder.decode(bytes(record).decode())
+                except RecursionError:
+                    return found, _too_deep(shift)
+            if self._selects(parsed.get("eventSource")):
+                found.append(parsed)
+        return found, None
 
     def _selects(self, source: Any) -> bool:
         return self.sources is None or (isinstance(source, str) and source in self.sources)
