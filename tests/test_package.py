@@ -166,8 +166,10 @@ class Side:
         return results[label]
 
     def stored_ids(self, key: str) -> set[str]:
-        return {item["event_id"] for item in self.items
-                if item["sk"] == "EVENT" and item.get("source_object", {}).get("key") == key}
+        from core.store import restore
+
+        events = [restore(item) for item in self.items if item["sk"] == "EVENT"]
+        return {event["event_id"] for event in events if event.get("source_object", {}).get("key") == key}
 
 
 @dataclass

@@ -277,16 +277,20 @@ class RecordScan:
                 marker = _record_marker(pending)
             cut = self._last_boundary(pending, marker or b"", shift)
             if cut is None and len(pending) > MAX_RECORD_BYTES + CHUNK_SIZE:
-                cut = self._walked_boundary(pending, shift)
+                start, walked = self._walked_boundary(pending, shift)
+                cut = start, (walked, None)
             if cut is not None:
-                start, records = cut
-                yield from records
+                start, (records, error) = cut
+                yield from records  # what was read before an error is handed on, then the error raised
+                if error is not None:
+                    raise error
                 pending[:start] = _OPENED
                 shift += start - len(_OPENED)
                 opened = True
         yield from self._rest(pending, shift, opened)
 
-    def _last_boundary(self, pending: bytearray, marker: bytes, shift: int) -> tuple[int, list[Any]] | None:
+    def _last_boundary(self, pending: bytearray, marker: bytes,
+                       shift: int) -> tuple[int, tuple[list[Any], BadTrailFile | None]] | None:
         """The last cut before which the bytes validate as whole records, with their selected records.
 
         A few of the last cuts are tried (a nested look-alike can sit at the last one); when none holds,
@@ -307,14 +311,14 @@ class RecordScan:
             saved = bytes(pending[comma:comma + 2])
             pending[comma:comma + 2] = _CLOSED  # the segment ends as a whole file, for a moment
             try:
-                records = self._validated(pending, comma + 2, shift)
+                validated = self._validated(pending, comma + 2, shift)
             finally:
                 pending[comma:comma + 2] = saved
-            if records is not None:
-                return start, records
+            if validated is not None:
+                return start, validated
         return None
 
-    def _validated(self, pending: bytearray, end: int, shift: int) -> list[Any] | None:
+    def _validated(self, pending: bytearray, end: int, shift: int) -> tuple[list[Any], BadTrailFile | None] | None:
         """The selected records of pending[:end] when it validates as a whole file, else None (a nested
         object cut off, or an error that a later try or the end of the file will name)."""
         if not pending.isascii():  # nearly never: then checked for UTF-8 the slow way
@@ -332,9 +336,8 @@ class RecordScan:
             else:
                 found, error = self._chosen(raw, _find(view, _ESCAPE) >= 0, shift)
                 del raw  # the records' bytes point into pending: released before it changes size
-        if error is not None:
-            raise error
-        return found
+                return found, error
+        return [], error
 
     def _chosen(self, raw: list[msgspec.Raw], escaped: bool, shift: int) -> tuple[list[Any], BadTrailFile | None]:
         """The selected records among a validated segment's: only those whose bytes may name a source
@@ -375,9 +378,10 @@ class RecordScan:
         return end if text.isascii() else len(text[:end].encode()), \
             [r for r in records if self._selects(r.get("eventSource"))]
 
-    def _walk(self, text: str, at: int) -> tuple[list[dict[str, Any]], int, json.JSONDecodeError | None]:
-        """The records from text[at] on that a comma follows: (records, the index after that comma, the
-        error that stopped the walk, if one did)."""
+    def _walk(self, text: str, at: int, *,
+              final: bool = False) -> tuple[list[dict[str, Any]], int, json.JSONDecodeError | None]:
+        """The records from text[at] on that a comma follows (or the list's end, when `final`): (records,
+        the index after the last comma, the error that stopped the walk, if one did)."""
         records: list[dict[str, Any]] = []
         end = at
         while True:
@@ -388,6 +392,8 @@ class RecordScan:
             except RecursionError as exc:
                 raise _too_deep(len(text[:at].encode())) from exc
             comma = _skip_space(text, after)
+            if final and comma < len(text) and text[comma] == "]":
+                records.append(_record(record, self._numbered + len(records) + 1))
             if comma >= len(text) or text[comma] != ",":
                 return records, end, None
             records.append(_record(record, self._numbered + len(records) + 1))
@@ -398,9 +404,12 @@ class RecordScan:
         which accepts what msgspec does not (a lone surrogate escape) and names any error."""
         if not opened:
             _check_start(pending, whole=True)
-        records = self._validated(pending, len(pending), shift)
-        if records is not None:
+        validated = self._validated(pending, len(pending), shift)
+        if validated is not None:
+            records, error = validated
             yield from records
+            if error is not None:
+                raise error
             return
         text = pending.decode()  # _validated checked it
         try:
@@ -409,7 +418,7 @@ class RecordScan:
             # What was read before the error is still handed on: the records up to the last comma before it.
             head = _TRAIL_HEAD.match(pending[:64])
             if head is not None:
-                walked, _, _ = self._walk(text, head.end())
+                walked, _, _ = self._walk(text, head.end(), final=True)
                 yield from (r for r in walked if self._selects(r.get("eventSource")))
             raise _invalid_json(text, exc, shift) from exc
         except RecursionError as exc:
