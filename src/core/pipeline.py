@@ -192,7 +192,7 @@ class Pipeline:
         if self.store is None or ref.bucket is None:
             return outcome
         try:
-            attempts = self.store.count_attempt(ref, outcome.reason)
+            attempts = self.store.count_attempt(ref, outcome.reason, MAX_UNEXPECTED_ATTEMPTS)
         except Exception as count_exc:
             outcome.reason += f" (counting the attempt failed too: {type(count_exc).__name__})"
             return outcome

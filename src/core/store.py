@@ -428,10 +428,14 @@ class EventStore:
             state["etag"] = ref.etag
         self._put(state)
 
-    def count_attempt(self, ref: ObjectRef, reason: str) -> int:
+    def count_attempt(self, ref: ObjectRef, reason: str, limit: int) -> int:
         """One more failed attempt of unknown cause on this object (its content unchanged): the count, kept
-        on the file state item (status `retrying`) so that a fault no one foresaw cannot loop forever."""
+        on the file state item (status `retrying`) so that a fault no one foresaw cannot loop forever. A
+        file already listed as failed with the same content has had its `limit` (the pipeline reads no
+        state before work, so a redelivery comes this far)."""
         state = self.file_state(ref) or {}
+        if state.get("status") == "failed" and ref.etag and state.get("etag") == ref.etag:
+            return limit
         same = state.get("status") == "retrying" and state.get("etag") == ref.etag
         attempts = int(state.get("attempts", 0)) + 1 if same else 1
         retrying = dict(_file_key(ref), status="retrying", bucket=ref.bucket, key=ref.key, at=utc_now(),
