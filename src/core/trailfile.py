@@ -17,6 +17,7 @@ always `json.loads`'s. Memory stays bounded by the chunk plus the largest record
 
 from __future__ import annotations
 
+import bisect
 import io
 import itertools
 import json
@@ -334,24 +335,61 @@ class RecordScan:
             except RecursionError:
                 error: BadTrailFile | None = _too_deep(shift)
             else:
-                found, error = self._chosen(raw, _find(view, _ESCAPE) >= 0, shift)
+                found, error = self._chosen(raw, view, shift)
                 del raw  # the records' bytes point into pending: released before it changes size
                 return found, error
         return [], error
 
-    def _chosen(self, raw: list[msgspec.Raw], escaped: bool, shift: int) -> tuple[list[Any], BadTrailFile | None]:
+    def _chosen(self, raw: list[msgspec.Raw], view: memoryview, shift: int) -> tuple[list[Any], BadTrailFile | None]:
         """The selected records among a validated segment's: only those whose bytes may name a source
-        (quoted, or escaped where the segment has an escape) are parsed, and then selected exactly. An
-        error is returned, not raised, so that no view of pending outlives the call."""
+        (quoted, or with a `\\u` escape) are parsed, and then selected exactly. An error is returned, not
+        raised, so that no view of pending outlives the call."""
         self._counted(len(raw))
+        indices = self._candidates(raw, view)
+        if indices is None:
+            return self._chosen_one_by_one(raw, shift)
+        found: list[Any] = []
+        for i in indices:
+            try:
+                parsed = _decoder.decode(bytes(raw[i]).decode())
+            except RecursionError:
+                return found, _too_deep(shift)
+            if self._selects(parsed.get("eventSource")):
+                found.append(parsed)
+        return found, None
+
+    def _candidates(self, raw: list[msgspec.Raw], view: memoryview) -> Iterable[int] | None:
+        """Which records may name a source, found by searching the segment once: in CloudTrail's compact
+        layout (each record an object, one comma between two) a hit's record follows from the records'
+        lengths. None in any other layout: then each record is looked at."""
+        head = _TRAIL_HEAD.match(bytes(view[:64]))
+        if head is None:
+            return None
+        starts = list(itertools.accumulate((len(piece) + 1 for piece in raw), initial=head.end()))
+        if not (all(view[at] == 0x7B for at in starts[:-1]) and all(view[at - 1] == 0x2C for at in starts[1:-1])):
+            return None
+        if self.sources is None:
+            return range(len(raw))
+        chosen: set[int] = set()
+        for needle in (*self._probes, _ESCAPE):
+            pos = _find(view, needle, starts[0])
+            while pos >= 0:
+                index = bisect.bisect_right(starts, pos) - 1
+                if index >= len(raw):
+                    break  # past the last record
+                chosen.add(index)
+                pos = _find(view, needle, starts[index + 1])
+        return sorted(chosen)
+
+    def _chosen_one_by_one(self, raw: list[msgspec.Raw], shift: int) -> tuple[list[Any], BadTrailFile | None]:
+        """_chosen for records in another layout, each looked at: an object? naming a source?"""
         found: list[Any] = []
         for number, piece in enumerate(raw, self._numbered - len(raw) + 1):
             with memoryview(piece) as record:
                 if record[0] != 0x7B:  # '{': not an object
                     kind = _json_kind(_decoder.decode(bytes(record).decode()))
                     return found, BadTrailFile(f"record {number} is {kind}, not an object")
-                if not (self.sources is None or any(_find(record, probe) >= 0 for probe in self._probes)
-                        or (escaped and _find(record, _ESCAPE) >= 0)):
+                if not (self.sources is None or any(_find(record, probe) >= 0 for probe in (*self._probes, _ESCAPE))):
                     continue
                 try:
                     parsed = _decoder.decode(bytes(record).decode())
