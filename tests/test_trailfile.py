@@ -670,3 +670,21 @@ def test_a_candidate_after_the_kept_start_reads_the_file_again_from_its_start(
     assert found == [records[at]]
     assert len(opened) == reads
     assert reader.bytes_read == len(data)
+
+
+@pytest.mark.parametrize("layout", ["compact", "pretty"])
+def test_the_records_before_one_nested_too_deep_are_handed_on_before_the_error(layout: str) -> None:
+    """Nothing read is lost: the selected records before the record the parser cannot nest into are
+    yielded, then the file fails naming the cause."""
+    first = rec(0, "opsworks.amazonaws.com")
+    deep = rec(1, "s3.amazonaws.com", requestParameters="DEEP")
+    data = (compact if layout == "compact" else pretty)([first, deep, rec(2, "opsworks.amazonaws.com")])
+    data = data.replace(b'"DEEP"', b"[" * 100_000 + b"]" * 100_000)
+    reader = RecordScan(SELECTION.sources)
+    found: list[Any] = []
+
+    with pytest.raises(BadTrailFile, match="nested deeper"):
+        for record in reader.trail_records(iter([data]), lambda: iter([data])):
+            found.append(record)
+
+    assert found == [first]

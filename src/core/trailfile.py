@@ -330,15 +330,11 @@ class RecordScan:
         with memoryview(pending) as whole, whole[:end] as view:
             try:
                 raw = _VALIDATE.decode(view).Records
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                return None
-            except RecursionError:
-                error: BadTrailFile | None = _too_deep(shift)
-            else:
-                found, error = self._chosen(raw, view, shift)
-                del raw  # the records' bytes point into pending: released before it changes size
-                return found, error
-        return [], error
+            except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+                return None  # the standard parser will settle it, and hand on the records before a fault
+            found, error = self._chosen(raw, view, shift)
+            del raw  # the records' bytes point into pending: released before it changes size
+            return found, error
 
     def _chosen(self, raw: list[msgspec.Raw], view: memoryview, shift: int) -> tuple[list[Any], BadTrailFile | None]:
         """The selected records among a validated segment's: only those whose bytes may name a source
@@ -408,6 +404,8 @@ class RecordScan:
         text = _decoded(pending, shift)
         records, end, error = self._walk(text, _head_end(text))
         if not records:
+            if isinstance(error, BadTrailFile):
+                raise error
             if error is not None and error.pos < len(text) - 16 and not error.msg.startswith("Unterminated"):
                 raise _invalid_json(text, error, shift) from error
             raise BadTrailFile(f"no record ends within the cap of {MAX_RECORD_BYTES:,} bytes after byte "
@@ -416,8 +414,8 @@ class RecordScan:
         return end if text.isascii() else len(text[:end].encode()), \
             [r for r in records if self._selects(r.get("eventSource"))]
 
-    def _walk(self, text: str, at: int, *,
-              final: bool = False) -> tuple[list[dict[str, Any]], int, json.JSONDecodeError | None]:
+    def _walk(self, text: str, at: int, *, final: bool = False
+              ) -> tuple[list[dict[str, Any]], int, json.JSONDecodeError | BadTrailFile | None]:
         """The records from text[at] on that a comma follows (or the list's end, when `final`): (records,
         the index after the last comma, the error that stopped the walk, if one did)."""
         records: list[dict[str, Any]] = []
@@ -427,8 +425,8 @@ class RecordScan:
                 record, after = _decoder.raw_decode(text, _skip_space(text, at))
             except json.JSONDecodeError as exc:
                 return records, end, exc
-            except RecursionError as exc:
-                raise _too_deep(len(text[:at].encode())) from exc
+            except RecursionError:
+                return records, end, _too_deep(len(text[:at].encode()))
             comma = _skip_space(text, after)
             if final and comma < len(text) and text[comma] == "]":
                 records.append(_record(record, self._numbered + len(records) + 1))
@@ -452,15 +450,14 @@ class RecordScan:
         text = pending.decode()  # _validated checked it
         try:
             document = _decoder.decode(text)
-        except json.JSONDecodeError as exc:
-            # What was read before the error is still handed on: the records up to the last comma before it.
+        except (json.JSONDecodeError, RecursionError) as exc:
+            # What was read before the error is still handed on: the records before the one at fault.
             head = _TRAIL_HEAD.match(pending[:64])
-            if head is not None:
-                walked, _, _ = self._walk(text, head.end(), final=True)
-                yield from (r for r in walked if self._selects(r.get("eventSource")))
-            raise _invalid_json(text, exc, shift) from exc
-        except RecursionError as exc:
-            raise _too_deep(shift) from exc
+            walked, _, stopped = self._walk(text, head.end(), final=True) if head else ([], 0, None)
+            yield from (r for r in walked if self._selects(r.get("eventSource")))
+            if isinstance(exc, json.JSONDecodeError):
+                raise _invalid_json(text, exc, shift) from exc
+            raise stopped if isinstance(stopped, BadTrailFile) else _too_deep(shift) from exc
         found = [_record(r, self._numbered + i) for i, r in enumerate(_records_of(document), 1)]
         self._counted(len(found))
         yield from (r for r in found if self._selects(r.get("eventSource")))
