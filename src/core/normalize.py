@@ -1,4 +1,4 @@
-"""One CloudTrail record -> one normalized OpsWorks event (see ARCHITECTURE.md for the schema).
+"""One CloudTrail record -> one normalized OpsWorks event (the schema: README.md, "The normalized event").
 
 Pure: no I/O, no table keys. Absent CloudTrail fields stay absent; secrets are redacted here, before
 anything else can store or log them: the fields the API models mark (catalog), then secrets by shape
