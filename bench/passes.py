@@ -26,9 +26,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from isal import igzip  # noqa: E402
 
-from core import trailfile  # noqa: E402
+from core import logfile, trailfile  # noqa: E402
 from core.selection import Selection  # noqa: E402
-from core.trailfile import Chunk, RecordScan, decompressed_chunks  # noqa: E402
+from core.logfile import Chunk, decompressed_chunks  # noqa: E402
+from core.trailfile import RecordScan  # noqa: E402
 
 NO_CAP = 1 << 40
 SELECTION = Selection(frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"}))
@@ -61,8 +62,8 @@ def variants(raw: bytes, sizes: bool) -> dict[str, Callable[[], object]]:
     def reader(read_size: int | None = None, chunk_size: int | None = None,
                count_records: bool = False) -> Callable[[], None]:
         def run() -> None:
-            saved = trailfile.READ_SIZE, trailfile.CHUNK_SIZE
-            trailfile.READ_SIZE, trailfile.CHUNK_SIZE = read_size or saved[0], chunk_size or saved[1]
+            saved = logfile.READ_SIZE, logfile.CHUNK_SIZE
+            logfile.READ_SIZE, logfile.CHUNK_SIZE = read_size or saved[0], chunk_size or saved[1]
             try:
                 scan = RecordScan(SELECTION.sources, count_records=count_records)
 
@@ -72,7 +73,7 @@ def variants(raw: bytes, sizes: bool) -> dict[str, Callable[[], object]]:
                 for _ in scan.trail_records(opened(), opened):
                     pass
             finally:
-                trailfile.READ_SIZE, trailfile.CHUNK_SIZE = saved
+                logfile.READ_SIZE, logfile.CHUNK_SIZE = saved
         return run
 
     measured: dict[str, Callable[[], object]] = {

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from core import trailfile
+from core import logfile, trailfile
 from core.errors import BadTrailFile, TooLarge
+from core.logfile import FileKind, classify_key, decompressed_chunks
 from core.selection import Selection
-from core.trailfile import FileKind, RecordScan, classify_key, decompressed_chunks
+from core.trailfile import RecordScan
 
 OPSWORKS = frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"})
 SELECTION = Selection(OPSWORKS)
@@ -145,7 +146,7 @@ def test_multi_member_gzip_is_the_concatenation_of_its_members() -> None:
 
 
 def test_gzip_chunks_never_exceed_chunk_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trailfile, "CHUNK_SIZE", 1000)
+    monkeypatch.setattr(logfile, "CHUNK_SIZE", 1000)
     body = bytes(range(256)) * 200
 
     chunks = [bytes(chunk) for chunk in decompressed_chunks(io.BytesIO(gzip.compress(body)), NO_CAP)]
@@ -337,7 +338,7 @@ def test_records_spanning_chunk_boundaries_are_read_whole(split: int) -> None:
 
 
 def test_small_chunk_size_through_gzip_reads_the_same_records(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(trailfile, "CHUNK_SIZE", 50)
+    monkeypatch.setattr(logfile, "CHUNK_SIZE", 50)
     records = mixed_records()
 
     candidates, reader = scan(gzip.compress(compact(records)))

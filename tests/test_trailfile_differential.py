@@ -23,9 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import trailfile
+from core import logfile, trailfile
 from core.errors import BadTrailFile
-from core.trailfile import RecordScan, decompressed_chunks
+from core.logfile import decompressed_chunks
+from core.trailfile import RecordScan
 
 pytestmark = pytest.mark.fuzz
 
@@ -120,7 +121,8 @@ def read(data: bytes, split: int | None, count_records: bool, small: bool,
 
     with ExitStack() as stack:
         if small:
-            stack.enter_context(mock.patch.object(trailfile, "CHUNK_SIZE", 64))
+            stack.enter_context(mock.patch.object(trailfile, "CHUNK_SIZE", 64))  # the walk comes sooner
+            stack.enter_context(mock.patch.object(logfile, "CHUNK_SIZE", 64))  # and gzip inflates in small chunks
             stack.enter_context(mock.patch.object(trailfile, "KEEP_BYTES", 128))
             stack.enter_context(mock.patch.object(trailfile, "MAX_RECORD_BYTES", _record_cap(records)))
         scan = RecordScan(SOURCES, count_records=count_records)

@@ -18,10 +18,11 @@ from typing import Any
 import pytest
 
 from cli.synthetic import write_large_trail_file
-from core import trailfile
+from core import logfile, trailfile
 from core.errors import BadTrailFile
+from core.logfile import decompressed_chunks
 from core.selection import Selection
-from core.trailfile import RecordScan, decompressed_chunks
+from core.trailfile import RecordScan
 
 RECORD_START = b'{"eventVersion":'
 
@@ -79,8 +80,8 @@ def test_small_inflate_chunks_read_the_same_records(monkeypatch: pytest.MonkeyPa
                                                     read_size: int) -> None:
     data = compact(sample(300))
     expected = read(data)
-    monkeypatch.setattr(trailfile, "CHUNK_SIZE", chunk)
-    monkeypatch.setattr(trailfile, "READ_SIZE", read_size)
+    monkeypatch.setattr(logfile, "CHUNK_SIZE", chunk)
+    monkeypatch.setattr(logfile, "READ_SIZE", read_size)
 
     assert read(gzip.compress(data)) == expected
 
@@ -143,7 +144,7 @@ def test_needles_without_a_common_prefix_are_searched_one_by_one() -> None:
 def test_the_bytes_fallback_of_the_simd_search_gives_the_same_results(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without stringzilla the reader searches with the methods of its chunks: bytes, or the inflater's
     reused bytearray (small chunks here, so that most are)."""
-    monkeypatch.setattr(trailfile, "CHUNK_SIZE", 4096)
+    monkeypatch.setattr(logfile, "CHUNK_SIZE", 4096)
     data = gzip.compress(compact(sample(500)))
     expected = read(data)
     monkeypatch.setattr(trailfile, "_find",

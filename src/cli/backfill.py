@@ -34,9 +34,9 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import IngestError
+from core.logfile import classify_key
 from core.model import ObjectRef
 from core.sources import S3Source
-from core.trailfile import classify_key
 from core.triggers import eventbridge_object_created
 
 SQS_BATCH = 10

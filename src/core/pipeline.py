@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from core.catalog import Catalog, load_catalog
 from core.digests import is_digest_key
 from core.errors import BadTrailFile, IngestError, TooLarge, Unstorable
+from core.logfile import Chunk, FileKind, classify_key, decompressed_chunks
 from core.model import BinaryStream, ObjectRef, Outcome, Status, utc_now
 from core.normalize import Event, InvalidRecord, normalize, redact_text
 from core.selection import Selection
 from core.store import EventStore, ItemsRefused, event_items, storable_text
-from core.trailfile import Chunk, FileKind, RecordScan, classify_key, decompressed_chunks
+from core.trailfile import RecordScan
 
 if TYPE_CHECKING:
     from core.proof import DigestCheck

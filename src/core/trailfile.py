@@ -1,4 +1,4 @@
-"""Reading one CloudTrail log file: which keys are log files, streamed decompression, exact record iteration.
+"""The records of one CloudTrail log file, exactly (core.logfile classifies keys and inflates the bytes).
 
 Almost every trail file holds no record of the selected sources, so a file is parsed only when a byte search
 finds that it may hold one: a selected eventSource value is a JSON string, so the file must contain it
@@ -7,32 +7,29 @@ passed over as bytes, never parsed.
 
 A file that may hold one is parsed whole, from its first byte, at its true record boundaries: the bytes are
 cut into segments where a record seems to start (the first record's opening, e.g. `{"eventVersion":`), and
-each segment is validated as a whole by a JSON parser (msgspec) as `{"Records":[...]}`, which also decodes
-every record's eventSource. A cut inside a nested object leaves brackets open, so that segment does not
-validate and the next cut is tried: a nested object can never become a record, every record is seen once,
-and malformed JSON anywhere in the file is reported. Where no cut validates within MAX_RECORD_BYTES, the
-standard library's parser walks the records one by one; it also settles every error, so the answer is
-always `json.loads`'s. Memory stays bounded by the chunk plus the largest record, whatever the file's size.
+each segment is validated as a whole by a JSON parser (msgspec) as `{"Records":[...]}`, its records kept as
+bytes; only those that name a source are parsed, and then selected exactly. A cut inside a nested object
+leaves brackets open, so that segment does not validate and the previous cut is tried: a nested object can
+never become a record, every record is seen once, and malformed JSON anywhere in the file is reported.
+Where no cut validates within MAX_RECORD_BYTES, the standard library's parser walks the records one by
+one; it also settles every error, so the answer is always `json.loads`'s. Memory stays bounded by the
+chunk plus the largest record, whatever the file's size.
 """
 
 from __future__ import annotations
 
 import bisect
-import io
 import itertools
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from enum import Enum
-from gzip import BadGzipFile
 from typing import Any
 
 import msgspec
-from isal import igzip, isal_zlib
 
-from core.errors import BadTrailFile, TooLarge
-from core.model import BinaryStream
+from core.errors import BadTrailFile
+from core.logfile import CHUNK_SIZE, Chunk
 
 try:  # SIMD substring search, several times faster than bytes.find on JSON text
     from stringzilla import find as _find
@@ -40,11 +37,6 @@ except ImportError:  # pragma: no cover - the same results, slower
     def _find(data: bytes | bytearray | memoryview, needle: bytes, start: int = 0, end: int | None = None) -> int:
         return (data.tobytes() if isinstance(data, memoryview) else data).find(needle, start, end)
 
-READ_SIZE = 64 << 10
-"""Compressed bytes read at a time. 32 to 256 KiB measure the same."""
-CHUNK_SIZE = 512 << 10
-"""Decompressed bytes handled at a time. Half a MiB stays in the CPU cache between inflating it and
-searching it (bench/bench.py)."""
 MAX_RECORD_BYTES = 8 << 20
 """No CloudTrail record comes near this (events are at most a few hundred KB); a longer one is refused, so
 one endless record can neither hold memory up to the file's size cap nor take the parsers quadratic time."""
@@ -52,9 +44,6 @@ KEEP_BYTES = 1 << 20
 """How much of a file the search keeps, so that a candidate found early is parsed without reading the file
 again. A file whose first candidate comes later is read again from its start (nothing was yielded yet)."""
 
-Chunk = bytes | bytearray
-"""Decompressed bytes as the reader hands them on: a bytearray is the inflater's reused buffer."""
-_GZIP_MAGIC = b"\x1f\x8b"
 _ESCAPE = b"\\u"
 _OPENED = b'{"Records":['
 """Put before a segment that starts at a record, so that each segment is validated as a whole file."""
@@ -67,108 +56,6 @@ _TRAIL_START = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*[{\]]')
 _TRAIL_TAIL = re.compile(rb'\]\s*\}\s*\Z')
 """The two ends of a log file, checked on a file that is not parsed: a truncated or foreign file is parsed
 after all, and so reported."""
-
-
-class FileKind(Enum):
-    TRAIL = "trail"
-    """A CloudTrail log file: {"Records": [...]}, gzip or plain."""
-    JSON_LINES = "json-lines"
-    """One record per line (exports, a peer's test files); read only from local files."""
-
-
-_TRAIL_SUFFIXES = (".json.gz", ".json")
-_LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".log", ".log.gz")
-
-
-def classify_key(key: str, size: int | None = None, *, json_lines: bool = False) -> FileKind | str:
-    """The kind of log file a key names, or the reason it is not one (a skip, never a failure)."""
-    name = key.rsplit("/", 1)[-1]
-    if key.endswith("/"):
-        return "folder placeholder"
-    if "/CloudTrail-Digest/" in key or "_CloudTrail-Digest_" in name:
-        return "digest file"
-    if "/CloudTrail-Insight/" in key or "_CloudTrail-Insight_" in name:
-        return "Insights file"
-    if name == "ConfigWritabilityCheckFile":
-        return "CloudTrail write check"
-    lowered = name.lower()
-    if lowered.endswith(_TRAIL_SUFFIXES):
-        kind = FileKind.TRAIL
-    elif json_lines and lowered.endswith(_LINES_SUFFIXES):
-        kind = FileKind.JSON_LINES
-    else:
-        return "not a log file (*.json.gz or *.json)"
-    if size == 0:
-        return "empty object"
-    return kind
-
-
-# -- decompression ------------------------------------------------------------------------------------
-
-
-def decompressed_chunks(stream: BinaryStream, max_bytes: int) -> Iterator[Chunk]:
-    """The object's bytes, gunzipped when they start with the gzip magic, in chunks of CHUNK_SIZE at most.
-
-    A chunk is valid until the next one is asked for: gzip is inflated into one reused buffer (a
-    bytearray), so copy what must outlive it (`bytes(chunk)`). Raises TooLarge as soon as the output
-    passes max_bytes (a gzip bomb never fills memory), and BadTrailFile for a corrupt or truncated
-    gzip stream.
-    """
-    first = stream.read(READ_SIZE)
-    if not first.startswith(_GZIP_MAGIC):
-        yield from _capped(_plain_blocks(first, stream), max_bytes)
-        return
-    yield from _capped(_gunzip(first, stream), max_bytes)
-
-
-def _plain_blocks(first: bytes, stream: BinaryStream) -> Iterator[Chunk]:
-    block = first
-    while block:
-        yield block
-        block = stream.read(CHUNK_SIZE)
-
-
-def _gunzip(first: bytes, stream: BinaryStream) -> Iterator[Chunk]:
-    """Inflates into one reused buffer: a fresh half-MiB bytes object per chunk costs page faults
-    (measured: 2 ms per 64 MB in the main thread, 6 ms in a worker thread, where the CLI reads).
-    isal's IGzipFile checks every member's CRC and length, and reads concatenated members as one stream."""
-    reader = igzip.IGzipFile(fileobj=io.BufferedReader(_Rejoined(first, stream), READ_SIZE))  # type: ignore[no-untyped-call]
-    buffer = bytearray(CHUNK_SIZE)
-    try:
-        while size := reader.readinto(buffer):
-            yield buffer if size == len(buffer) else buffer[:size]
-    except EOFError as exc:
-        raise BadTrailFile("truncated gzip data: the stream ends before the gzip trailer") from exc
-    except (isal_zlib.error, BadGzipFile) as exc:  # type: ignore[misc]
-        raise BadTrailFile(f"corrupt gzip data: {exc}") from exc
-
-
-class _Rejoined(io.RawIOBase):
-    """The stream with its first block (read to look for the gzip magic) put back in front."""
-
-    def __init__(self, first: bytes, stream: BinaryStream) -> None:
-        self._first = first
-        self._stream = stream
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        if not self._first:
-            return self._stream.readinto(buffer)
-        size = min(len(self._first), len(buffer))
-        buffer[:size] = self._first[:size]
-        self._first = self._first[size:]
-        return size
-
-
-def _capped(chunks: Iterable[Chunk], max_bytes: int) -> Iterator[Chunk]:
-    total = 0
-    for chunk in chunks:
-        total += len(chunk)
-        if total > max_bytes:
-            raise TooLarge(f"inflates past the cap of {max_bytes:,} bytes (MAX_DECOMPRESSED_BYTES)")
-        yield chunk
 
 
 # -- records --------------------------------------------------------------------------------------------
@@ -378,19 +265,15 @@ class RecordScan:
         return sorted(chosen)
 
     def _chosen_one_by_one(self, raw: list[msgspec.Raw], shift: int) -> tuple[list[Any], BadTrailFile | None]:
-        """_chosen for records in another layout, each looked at: an object? naming a source?"""
+        """_chosen for records in another layout than CloudTrail's (rare): each one parsed."""
         found: list[Any] = []
         for number, piece in enumerate(raw, self._numbered - len(raw) + 1):
-            with memoryview(piece) as record:
-                if record[0] != 0x7B:  # '{': not an object
-                    kind = _json_kind(_decoder.decode(bytes(record).decode()))
-                    return found, BadTrailFile(f"record {number} is {kind}, not an object")
-                if not (self.sources is None or any(_find(record, probe) >= 0 for probe in (*self._probes, _ESCAPE))):
-                    continue
-                try:
-                    parsed = _decoder.decode(bytes(record).decode())
-                except RecursionError:
-                    return found, _too_deep(shift)
+            try:
+                parsed = _decoder.decode(bytes(piece).decode())
+            except RecursionError:
+                return found, _too_deep(shift)
+            if not isinstance(parsed, dict):  # returned, not raised: a traceback would hold the view
+                return found, BadTrailFile(f"record {number} is {_json_kind(parsed)}, not an object")
             if self._selects(parsed.get("eventSource")):
                 found.append(parsed)
         return found, None

@@ -35,11 +35,11 @@ from core.digests import (
     signature_problem,
 )
 from core.errors import IngestError
+from core.logfile import decompressed_chunks
 from core.model import BinaryStream, ObjectRef
 from core.proof import Fetch, ledger_of
 from core.publickeys import PublicKeys
 from core.store import EventStore, Item
-from core.trailfile import decompressed_chunks
 
 GRACE = timedelta(hours=1)
 """A log file listed by a digest younger than this may not be ingested yet: pending, not missing."""
