@@ -159,7 +159,7 @@ class RecordScan:
         marker: bytes | None = None
         for chunk in chunks:
             if len(pending) < 64 and not opened:
-                _check_start(pending + chunk, whole=False)
+                _check_start(pending + chunk[:64], whole=False)
             pending += chunk
             if marker is None:
                 marker = _record_marker(pending)
