@@ -11,6 +11,8 @@ PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
                  && { echo $$p; break; }; done)
 
 .DEFAULT_GOAL := help
+# DynamoDB Local's jar, data and state stay in the checkout (the installed command defaults to ~/.cache).
+export OPSWORKS_TRAIL_CACHE ?= $(CURDIR)/.cache
 .PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog clean
 
 help: ## List the targets
@@ -35,13 +37,13 @@ fuzz: $(STAMP) ## The fuzz tiers (marker fuzz), more examples: FUZZ_EXAMPLES=200
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} READER_FUZZ_EXAMPLES=$${READER_FUZZ_EXAMPLES:-3000} $(PY) -m pytest -m fuzz
 
 lint: $(STAMP) ## ruff
-	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff check src tests scripts workshop bench
 
-typecheck: $(STAMP) ## mypy --strict on src/
+typecheck: $(STAMP) ## mypy --strict on src/ and workshop/
 	$(VENV)/bin/mypy
 
 demo: $(STAMP) ## Ingest a generated trail bucket into the persistent DynamoDB Local (started if need be) and report
-	$(VENV)/bin/opsworks-trail demo
+	$(PY) -m workshop.demo
 
 local-db: $(STAMP) ## Start DynamoDB Local in the background, data kept in .cache/dynamodb-local/data
 	$(VENV)/bin/opsworks-trail local start
@@ -49,7 +51,7 @@ local-db: $(STAMP) ## Start DynamoDB Local in the background, data kept in .cach
 local-db-stop: $(STAMP) ## Stop the background DynamoDB Local (its data stay on disk)
 	$(VENV)/bin/opsworks-trail local stop
 
-catalog: $(STAMP) ## Re-derive src/core/catalog.json from ../shared/reference/opsworks-api
+catalog: $(STAMP) ## Re-derive src/opsworks_trail/ingest/catalog.json from ../shared/reference/opsworks-api
 	$(PY) scripts/build_catalog.py
 
 clean: ## Remove the venv, caches and build output

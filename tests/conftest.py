@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -18,6 +19,8 @@ pytest_plugins = ["ddb_local_plugin", "package_plugin", "browser_plugin"]
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 EVENTS_DIR = REPO / "events"
+# DynamoDB Local's jar and state in the checkout, as the Makefile sets it (before the plugins import it).
+os.environ.setdefault("OPSWORKS_TRAIL_CACHE", str(REPO / ".cache"))
 
 
 @pytest.fixture(autouse=True)
@@ -89,7 +92,7 @@ def moto_bucket(moto_aws: None) -> tuple[Any, str]:
 @pytest.fixture(scope="session")
 def sample_bucket(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     """A generated trail bucket (the project's own fixture data) and its manifest of expected events."""
-    from cli.synthetic import write_sample_bucket
+    from workshop.synthetic import write_sample_bucket
 
     root = tmp_path_factory.mktemp("bucket")
     manifest = write_sample_bucket(root, files=120)

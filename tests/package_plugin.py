@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
+
+from ddb_local_plugin import _ci_enabled
 from lambda_package import (
     PackageUnavailable,
     build,
@@ -35,8 +37,6 @@ from lambda_package import (
     runtime_python,
     runtime_venv,
 )
-
-from ddb_local_plugin import _ci_enabled
 
 RUNNER = Path(__file__).resolve().parent / "package_runner.py"
 

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cli.template import (  # the one loader; the demo and `make invoke` use it too
+from workshop.template import (  # the one loader; the demo and `make invoke` use it too
     FUNCTION_LOGICAL_ID,
     REPO_ROOT,
     TABLE_LOGICAL_ID,

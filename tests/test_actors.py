@@ -1,4 +1,4 @@
-"""Who, as a person would say it: from CloudTrail userIdentity blocks through normalize to core.actors."""
+"""Who, as a person would say it: from CloudTrail userIdentity blocks through normalize to read.actors."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.actors import matches, who
-from core.normalize import normalize_actor
+from opsworks_trail.ingest.normalize import normalize_actor
+from opsworks_trail.read.actors import matches, who
 
 A1, A2 = "111122223333", "444455556666"
 

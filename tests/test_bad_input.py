@@ -14,12 +14,6 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from core.model import ObjectRef, Outcome, Status
-from core.pipeline import Pipeline
-from core.selection import Selection
-from core.settings import DEFAULT_EVENT_SOURCES
-from core.sources import S3Source
-from core.store import EventStore
 from faults import (
     FlakyDynamoDB,
     bad_files,
@@ -29,6 +23,12 @@ from faults import (
     record,
     stored_event_ids,
 )
+from opsworks_trail.ingest.pipeline import Pipeline
+from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sources import S3Source
+from opsworks_trail.ingest.store import EventStore
+from opsworks_trail.model import ObjectRef, Outcome, Status
+from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
 
 BUCKET = "trail-bucket"
 SELECTION = Selection(frozenset(DEFAULT_EVENT_SOURCES))
@@ -222,7 +222,7 @@ def test_s3_read_failures_are_classified(error: Exception, permanent: bool, frag
 
 
 def test_a_connection_dropped_mid_read_is_transient_even_inside_the_json_parser(store: EventStore) -> None:
-    from core.errors import TransientError
+    from opsworks_trail.errors import TransientError
 
     data = json.dumps({"Records": [record(f"e-{i}") for i in range(50)]}, indent=2).encode()
 

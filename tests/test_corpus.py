@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from cli.main import main
 from conftest import needs_shared
-from core.catalog import REDACTED
-from core.model import Outcome
-from core.pipeline import Pipeline
-from core.selection import Selection
-from core.settings import DEFAULT_EVENT_SOURCES
-from core.sources import LocalSource
+from opsworks_trail.cli.main import main
+from opsworks_trail.ingest.catalog import REDACTED
+from opsworks_trail.ingest.pipeline import Pipeline
+from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sources import LocalSource
+from opsworks_trail.model import Outcome
+from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
 
 pytestmark = pytest.mark.corpus
 

@@ -13,10 +13,10 @@ import pytest
 from botocore.stub import ANY, Stubber
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from workshop.sample_digests import DigestSigner, chained_digests, digest_key, make_digest
 
-from cli.sample_digests import DigestSigner, chained_digests, digest_key, make_digest
 from conftest import needs_shared
-from core.digests import (
+from opsworks_trail.ingest.digests import (
     BadDigest,
     BadPublicKey,
     Digest,
@@ -28,7 +28,7 @@ from core.digests import (
     parse_log_key,
     signature_problem,
 )
-from core.publickeys import CloudTrailPublicKeys, KeyRing, keys_from_files, keys_from_list
+from opsworks_trail.ingest.publickeys import CloudTrailPublicKeys, KeyRing, keys_from_files, keys_from_list
 
 BUCKET = "trail-bucket"
 ACCOUNT = "111122223333"

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from cli.main import main
-from core.model import ObjectRef, Status
-from core.pipeline import Pipeline
-from core.selection import Selection
-from core.settings import DEFAULT_EVENT_SOURCES
-from core.sources import S3Source
-from core.store import EventStore
 from faults import client_error, good_file, stored_event_ids
+from opsworks_trail.cli.main import main
+from opsworks_trail.ingest.pipeline import Pipeline
+from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sources import S3Source
+from opsworks_trail.ingest.store import EventStore
+from opsworks_trail.model import ObjectRef, Status
+from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
 
 KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/locked file+1.json.gz"
 

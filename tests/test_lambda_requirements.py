@@ -9,10 +9,10 @@ from pathlib import Path
 
 from hypothesis import given
 from hypothesis import strategies as st
-from lambda_requirements import RUNTIME_PROVIDED, bundled_pins, canonical, project_requirements
 from packaging.requirements import Requirement
 
 from conftest import REPO
+from lambda_requirements import RUNTIME_PROVIDED, bundled_pins, canonical, project_requirements
 
 SCRIPT = REPO / "scripts" / "lambda_requirements.py"
 RECIPE = REPO / "make" / "lambda"

@@ -9,16 +9,16 @@ from typing import Any
 
 import boto3
 import pytest
+from workshop.template import table_definition_from_template
 
-from cli.dynamodb_local import (
+from opsworks_trail.cli.dynamodb_local import (
     DynamoDBLocalUnavailable,
     client_kwargs,
     persistent_server,
     start_persistent,
     stop_persistent,
 )
-from cli.main import main
-from cli.template import table_definition_from_template
+from opsworks_trail.cli.main import main
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -59,7 +59,7 @@ def test_local_finds_the_running_server(state_dir: Path, monkeypatch: pytest.Mon
     state = start(state_dir)
     client = boto3.client("dynamodb", **client_kwargs(state["endpoint_url"]))
     client.create_table(TableName="opsworks-trail-demo", **table_definition_from_template())
-    monkeypatch.setattr("cli.dynamodb_local.DEFAULT_CACHE_DIR", state_dir)
+    monkeypatch.setattr("opsworks_trail.cli.dynamodb_local.DEFAULT_CACHE_DIR", state_dir)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name)
 

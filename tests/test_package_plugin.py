@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from lambda_package import runtime_python
 
+from lambda_package import runtime_python
 from package_plugin import _unavailable
 
 

@@ -18,12 +18,6 @@ from typing import Any
 import pytest
 
 from conftest import REPO, needs_shared
-from core.model import ObjectRef, Status
-from core.pipeline import Pipeline
-from core.selection import Selection
-from core.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
-from core.sources import S3Source
-from core.store import EventStore
 from faults import (
     READ_BEFORE_THE_FAULT,
     EventWriteCounter,
@@ -39,6 +33,12 @@ from faults import (
     stored_event_ids,
     trail_file,
 )
+from opsworks_trail.ingest.pipeline import Pipeline
+from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sources import S3Source
+from opsworks_trail.ingest.store import EventStore
+from opsworks_trail.model import ObjectRef, Status
+from opsworks_trail.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
 
 SELECTION = Selection(frozenset(DEFAULT_EVENT_SOURCES))
 PREFIX = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/"
@@ -75,7 +75,7 @@ class Aws:
 
 
 def run_cli(argv: list[str]) -> Any:
-    from cli.main import main
+    from opsworks_trail.cli.main import main
 
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
@@ -87,7 +87,7 @@ def run_cli(argv: list[str]) -> Any:
 @pytest.fixture
 def aws(moto_table: tuple[Any, str], moto_bucket: tuple[Any, str],
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    import handlers.ingest as handler
+    import opsworks_trail.handlers.ingest as handler
 
     ddb, table = moto_table
     s3, bucket = moto_bucket
@@ -108,7 +108,7 @@ def bomb_768(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     """The handler's log output, formatted exactly as Lambda would ship it."""
-    from handlers.observability import logger
+    from opsworks_trail.handlers.observability import logger
 
     stream = io.StringIO()
     capture = logging.StreamHandler(stream)
@@ -170,11 +170,11 @@ def peak_kib():
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-from core.catalog import load_catalog
-from core.model import ObjectRef
-from core.pipeline import Pipeline
-from core.selection import Selection
-from core.sources import LocalSource
+from opsworks_trail.ingest.catalog import load_catalog
+from opsworks_trail.model import ObjectRef
+from opsworks_trail.ingest.pipeline import Pipeline
+from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sources import LocalSource
 catalog = load_catalog()
 before = peak_kib()
 pipeline = Pipeline(open=LocalSource().open, selection=Selection(None), store=None,
@@ -236,7 +236,7 @@ def test_a_file_replaced_under_the_same_key_is_read_again(aws: Aws) -> None:
 
 def test_every_event_ends_stored_while_dynamodb_refuses_half_of_each_batch(
         moto_table: tuple[Any, str], moto_bucket: tuple[Any, str], sample_bucket: tuple[Path, Any]) -> None:
-    from cli.synthetic import upload_to_s3
+    from workshop.synthetic import upload_to_s3
 
     ddb, table = moto_table
     s3, bucket = moto_bucket
@@ -382,7 +382,7 @@ def test_access_denied_is_recorded_for_the_operator_and_not_retried(aws: Aws, mo
 def test_no_stored_item_and_no_log_line_holds_a_planted_secret(
         aws: Aws, sample_bucket: tuple[Path, Any], log_lines: io.StringIO,
         capsys: pytest.CaptureFixture[str]) -> None:
-    from cli.synthetic import SECRET_MARKER, upload_to_s3
+    from workshop.synthetic import SECRET_MARKER, upload_to_s3
 
     root, manifest = sample_bucket
     keys = upload_to_s3(root, aws.s3, aws.bucket)

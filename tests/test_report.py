@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cli.main import main
-from core.report import Report, build_report, render_html, render_text
+from opsworks_trail.cli.main import main
+from opsworks_trail.present.report import Report, build_report, render_html, render_text
 from test_queries import expected_for, filled, mutating, raw_identities
 
 __all__ = ["filled"]
@@ -217,7 +217,7 @@ def test_every_timeline_has_its_end_of_life_line_inside_its_plot(spans: list[tup
 
 
 def test_the_demo_counts_same_named_users_of_two_accounts_as_two_callers(capsys: pytest.CaptureFixture[str]) -> None:
-    from cli.demo import print_callers_and_failures
+    from workshop.demo import print_callers_and_failures
 
     stack = [{"type": "stack", "id": "s-1"}]
     events = [_event("e1", "2024-05-01T00:00:00Z", resources=stack, account="111122223333"),

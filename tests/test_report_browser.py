@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workshop.synthetic import write_sample_bucket
 
 from browser_plugin import VIEWPORT, browser_notes
-from cli.synthetic import write_sample_bucket
-from core.model import ObjectRef
-from core.pipeline import Pipeline
-from core.report import build_report, render_html
-from core.selection import Selection
-from core.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
-from core.sources import LocalSource
+from opsworks_trail.ingest.pipeline import Pipeline
+from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sources import LocalSource
+from opsworks_trail.model import ObjectRef
+from opsworks_trail.present.report import build_report, render_html
+from opsworks_trail.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "browser"

@@ -1,4 +1,4 @@
-"""Secrets by shape (core.normalize.redact_secrets): named cases, and generated text around planted secrets."""
+"""Secrets by shape (ingest.normalize.redact_secrets): named cases, and generated text around planted secrets."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.catalog import REDACTED
-from core.normalize import names_secret, redact_secrets, redact_text
+from opsworks_trail.ingest.catalog import REDACTED
+from opsworks_trail.ingest.normalize import names_secret, redact_secrets, redact_text
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----"

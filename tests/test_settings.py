@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.settings import (
+from opsworks_trail.settings import (
     DEFAULT_EVENT_SOURCES,
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     Settings,

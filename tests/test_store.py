@@ -12,9 +12,8 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.errors import TransientError
-from core.model import ObjectRef, Outcome, Status
-from core.store import (
+from opsworks_trail.errors import TransientError
+from opsworks_trail.ingest.store import (
     BATCH_SIZE,
     DOCUMENT,
     FAILED_FILES,
@@ -29,6 +28,7 @@ from core.store import (
     restore,
     serialize,
 )
+from opsworks_trail.model import ObjectRef, Outcome, Status
 
 GSI_KEYS = ("actor_pk", "account_pk", "failed_pk", "write_pk")
 EVENT_TIME = "2024-03-01T10:15:30Z"

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from cli.synthetic import (
+from workshop.synthetic import (
     LOOKALIKE_MARKER,
     OPSWORKS_SOURCES,
     SECRET_MARKER,
@@ -232,8 +231,8 @@ def test_skipped_objects_are_what_they_claim(bucket: tuple[Path, SampleManifest]
 def test_sample_digests_are_signed_chained_and_list_every_log_file_with_its_hash(
     bucket: tuple[Path, SampleManifest],
 ) -> None:
-    from core.digests import chain_problem, parse_digest, signature_problem
-    from core.publickeys import KeyRing, keys_from_list
+    from opsworks_trail.ingest.digests import chain_problem, parse_digest, signature_problem
+    from opsworks_trail.ingest.publickeys import KeyRing, keys_from_list
 
     root, m = bucket
     ring = KeyRing(keys_from_list(m.public_keys))

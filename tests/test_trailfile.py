@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from core import logfile, trailfile
-from core.errors import BadTrailFile, TooLarge
-from core.logfile import FileKind, classify_key, decompressed_chunks
-from core.selection import Selection
-from core.trailfile import RecordScan
+from opsworks_trail.errors import BadTrailFile, TooLarge
+from opsworks_trail.ingest import logfile, trailfile
+from opsworks_trail.ingest.logfile import FileKind, classify_key, decompressed_chunks
+from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.trailfile import RecordScan
 
 OPSWORKS = frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"})
 SELECTION = Selection(OPSWORKS)

@@ -23,10 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core import logfile, trailfile
-from core.errors import BadTrailFile
-from core.logfile import decompressed_chunks
-from core.trailfile import RecordScan
+from opsworks_trail.errors import BadTrailFile
+from opsworks_trail.ingest import logfile, trailfile
+from opsworks_trail.ingest.logfile import decompressed_chunks
+from opsworks_trail.ingest.trailfile import RecordScan
 
 pytestmark = pytest.mark.fuzz
 

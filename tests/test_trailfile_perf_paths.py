@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workshop.synthetic import write_large_trail_file
 
-from cli.synthetic import write_large_trail_file
-from core import logfile, trailfile
-from core.errors import BadTrailFile
-from core.logfile import decompressed_chunks
-from core.selection import Selection
-from core.trailfile import RecordScan
+from opsworks_trail.errors import BadTrailFile
+from opsworks_trail.ingest import logfile, trailfile
+from opsworks_trail.ingest.logfile import decompressed_chunks
+from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.trailfile import RecordScan
 
 RECORD_START = b'{"eventVersion":'
 

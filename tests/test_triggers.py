@@ -8,11 +8,10 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
+from workshop.invoke import SAMPLE_BUCKET, SAMPLE_FILES, SAMPLE_SEED
 
-from cli.invoke import SAMPLE_BUCKET, SAMPLE_FILES, SAMPLE_SEED
 from conftest import EVENTS_DIR
-from core.model import ObjectRef, Outcome, Status
-from core.triggers import (
+from opsworks_trail.ingest.triggers import (
     BatchTask,
     Trigger,
     UnknownMessage,
@@ -25,6 +24,7 @@ from core.triggers import (
     refs_from_message,
     trigger_of,
 )
+from opsworks_trail.model import ObjectRef, Outcome, Status
 
 PLUS_KEY = ("my trail+logs/AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/05/"
             "111122223333_CloudTrail_us-east-1_20240505T0525Z_EfTWGZSK9Vttdo2I.json.gz")
@@ -78,7 +78,7 @@ def test_events_file_announces_its_decoded_keys(name: str) -> None:
 
 
 def test_events_files_name_objects_of_the_sample_bucket_make_invoke_serves(tmp_path: Path) -> None:
-    from cli.synthetic import write_sample_bucket
+    from workshop.synthetic import write_sample_bucket
 
     manifest = write_sample_bucket(tmp_path, seed=SAMPLE_SEED, files=SAMPLE_FILES)
     keys = {key for keys in EXPECTED_KEYS.values() for key in keys}
