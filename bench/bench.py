@@ -115,13 +115,14 @@ def pipeline(path: Path, *extra: str) -> int:
 
 def pipeline_hashed(path: Path) -> int:
     """The pipeline as the function runs it on a file, the SHA-256 for the ledger included: everything but
-    the writes (a dry run hashes nothing, so this one is built in-process with hash_content=True)."""
+    the writes (a dry run hashes nothing, so this one is built in-process with a sink that hashes)."""
     from opsworks_trail.ingest.pipeline import Pipeline
     from opsworks_trail.ingest.selection import Selection
+    from opsworks_trail.ingest.sinks import DryRunSink
     from opsworks_trail.ingest.sources import LocalSource
 
-    run = Pipeline(open=LocalSource().open, selection=Selection(frozenset(SOURCES)), store=None,
-                   max_decompressed_bytes=int(MAX_BYTES), hash_content=True)
+    run = Pipeline(open=LocalSource().open, selection=Selection(frozenset(SOURCES)),
+                   sink=DryRunSink(keeps_ledger=True), max_decompressed_bytes=int(MAX_BYTES))
     outcome = run.ingest(ObjectRef(None, str(path)))
     if outcome.status != "ingested" or outcome.sha256 is None:
         raise SystemExit(f"the pipeline failed on {path}: {outcome.reason}")

@@ -25,6 +25,7 @@ from faults import (
 )
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import DryRunSink, TableSink
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import EventStore
 from opsworks_trail.model import ObjectRef, Outcome, Status
@@ -36,7 +37,8 @@ SELECTION = Selection(frozenset(DEFAULT_EVENT_SOURCES))
 
 def ingest_bytes(data: bytes, store: EventStore | None = None, *, key: str = "AWSLogs/f.json.gz",
                  size: int | None = None, cap: int = 64 << 20) -> Outcome:
-    pipeline = Pipeline(open=lambda ref: io.BytesIO(data), selection=SELECTION, store=store,
+    sink = TableSink(store) if store is not None else DryRunSink()
+    pipeline = Pipeline(open=lambda ref: io.BytesIO(data), selection=SELECTION, sink=sink,
                         max_decompressed_bytes=cap)
     return pipeline.ingest(ObjectRef(BUCKET, key, len(data) if size is None else size))
 
@@ -83,7 +85,7 @@ def test_an_object_over_the_cap_by_its_listed_size_fails_without_being_read(stor
         opened.append(ref)
         raise AssertionError("must not be read")
 
-    pipeline = Pipeline(open=open_object, selection=SELECTION, store=store, max_decompressed_bytes=1000)
+    pipeline = Pipeline(open=open_object, selection=SELECTION, sink=TableSink(store), max_decompressed_bytes=1000)
     outcome = pipeline.ingest(ObjectRef(BUCKET, "AWSLogs/huge.json.gz", size=5000))
 
     assert outcome.permanent and "over the cap" in outcome.reason
@@ -211,7 +213,7 @@ def test_s3_read_failures_are_classified(error: Exception, permanent: bool, frag
                                          store: EventStore) -> None:
     """Access denied is permanent on purpose: retrying cannot fix IAM; an operator fixes the policy and runs
     `opsworks-trail retry-failures`. A missing key is transient: S3 may not show a new object at once."""
-    pipeline = Pipeline(open=S3Source(RaisingS3(error)).open, selection=SELECTION, store=store,
+    pipeline = Pipeline(open=S3Source(RaisingS3(error)).open, selection=SELECTION, sink=TableSink(store),
                         max_decompressed_bytes=1 << 20)
 
     outcome = pipeline.ingest(ObjectRef(BUCKET, "AWSLogs/f.json.gz", 100))
@@ -232,7 +234,7 @@ def test_a_connection_dropped_mid_read_is_transient_even_inside_the_json_parser(
                 raise TransientError("s3://trail-bucket/f.json: reading the object failed: connection reset")
             return super().read(1000)
 
-    pipeline = Pipeline(open=lambda ref: Dropping(data), selection=SELECTION, store=store,
+    pipeline = Pipeline(open=lambda ref: Dropping(data), selection=SELECTION, sink=TableSink(store),
                         max_decompressed_bytes=1 << 20)
     outcome = pipeline.ingest(ObjectRef(BUCKET, "AWSLogs/f.json", len(data)))
 
@@ -256,7 +258,7 @@ def test_a_connection_dropped_mid_read_is_transient_inside_the_gzip_reader(store
         def get_object(self, **_: Any) -> dict[str, Any]:
             return {"Body": Body(data)}
 
-    pipeline = Pipeline(open=S3Source(Client()).open, selection=SELECTION, store=store,
+    pipeline = Pipeline(open=S3Source(Client()).open, selection=SELECTION, sink=TableSink(store),
                         max_decompressed_bytes=64 << 20)
     outcome = pipeline.ingest(ObjectRef(BUCKET, "AWSLogs/f.json.gz", len(data)))
 
@@ -267,7 +269,7 @@ def test_a_connection_dropped_mid_read_is_transient_inside_the_gzip_reader(store
 
 def test_a_missing_object_in_moto_s3_is_transient(moto_bucket: tuple[Any, str], store: EventStore) -> None:
     client, bucket = moto_bucket
-    pipeline = Pipeline(open=S3Source(client).open, selection=SELECTION, store=store,
+    pipeline = Pipeline(open=S3Source(client).open, selection=SELECTION, sink=TableSink(store),
                         max_decompressed_bytes=1 << 20)
 
     outcome = pipeline.ingest(ObjectRef(bucket, "AWSLogs/not-there-yet.json.gz", 100))

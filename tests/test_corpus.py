@@ -18,6 +18,7 @@ from opsworks_trail.cli.main import main
 from opsworks_trail.ingest.catalog import REDACTED
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import CollectingSink
 from opsworks_trail.ingest.sources import LocalSource
 from opsworks_trail.model import Outcome
 from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
@@ -49,8 +50,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[s
 
 def docs_events(path: Path) -> tuple[dict[str, dict[str, Any]], list[Outcome]]:
     source = LocalSource()
-    pipeline = Pipeline(open=source.open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)), store=None,
-                        max_decompressed_bytes=1 << 26, keep_events=True, count_records=True)
+    pipeline = Pipeline(open=source.open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)), sink=CollectingSink(),
+                        max_decompressed_bytes=1 << 26, count_records=True)
     outcomes = [pipeline.ingest(ref) for ref in source.list(path)]
     return {e["event_id"]: e for o in outcomes for e in o.items}, outcomes
 

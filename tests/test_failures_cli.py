@@ -12,6 +12,7 @@ from faults import client_error, good_file, stored_event_ids
 from opsworks_trail.cli.main import main
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import TableSink
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import EventStore
 from opsworks_trail.model import ObjectRef, Status
@@ -38,7 +39,7 @@ def world(moto_table: tuple[Any, str], moto_bucket: tuple[Any, str]) -> dict[str
     data, ids = good_file("locked", 4)
     s3.put_object(Bucket=bucket, Key=KEY, Body=data)
     pipeline = Pipeline(open=S3Source(DenyingS3(s3)).open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
-                        store=EventStore(ddb, table), max_decompressed_bytes=1 << 20)
+                        sink=TableSink(EventStore(ddb, table)), max_decompressed_bytes=1 << 20)
     outcome = pipeline.ingest(ObjectRef(bucket, KEY, len(data)))
     assert outcome.status is Status.FAILED and outcome.permanent
     return {"ddb": ddb, "table": table, "s3": s3, "bucket": bucket, "ids": ids, "data": data}
@@ -125,7 +126,7 @@ def test_retry_failures_with_a_raised_cap_ingests_a_file_that_was_too_large(
     data, ids = good_file("big", 30)
     s3.put_object(Bucket=bucket, Key="AWSLogs/big.json.gz", Body=data)
     small_cap = Pipeline(open=S3Source(s3).open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
-                         store=EventStore(ddb, table), max_decompressed_bytes=1000)
+                         sink=TableSink(EventStore(ddb, table)), max_decompressed_bytes=1000)
     assert "cap" in small_cap.ingest(ObjectRef(bucket, "AWSLogs/big.json.gz")).reason
 
     code, _, _ = cli(capsys, "retry-failures", "--max-bytes", str(1 << 20), "--table", table)

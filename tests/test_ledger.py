@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from opsworks_trail.ingest.pipeline import Pipeline, _ContentHash
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import DryRunSink, TableSink
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import EventStore
 from opsworks_trail.model import ObjectRef, Status
@@ -56,7 +57,7 @@ class Calls:
 def world(moto_bucket: tuple[Any, str], moto_table: tuple[Any, str]) -> tuple[Any, str, Any, str, Pipeline, Calls]:
     s3, bucket = moto_bucket
     ddb, table = moto_table
-    pipeline = Pipeline(open=S3Source(s3).open, selection=OPSWORKS, store=EventStore(ddb, table),
+    pipeline = Pipeline(open=S3Source(s3).open, selection=OPSWORKS, sink=TableSink(EventStore(ddb, table)),
                         max_decompressed_bytes=64 << 20)
     return s3, bucket, ddb, table, pipeline, Calls(s3, ddb)
 
@@ -136,8 +137,8 @@ def test_the_hash_is_of_the_decompressed_content_read_once(records: list[dict[st
         opened.append(1)
         return io.BytesIO(body)
 
-    pipeline = Pipeline(open=open_object, selection=Selection(None), store=None, max_decompressed_bytes=64 << 20,
-                        hash_content=True)
+    pipeline = Pipeline(open=open_object, selection=Selection(None), sink=DryRunSink(keeps_ledger=True),
+                        max_decompressed_bytes=64 << 20)
     outcome = pipeline.ingest(ObjectRef(None, "f.json.gz" if compressed else "f.json", len(body)))
     if outcome.status is Status.INGESTED:
         assert outcome.sha256 == hashlib.sha256(content).hexdigest()
@@ -149,7 +150,7 @@ def test_a_dry_run_keeps_no_ledger_so_it_hashes_nothing() -> None:
               "eventName": "DescribeStacks", "eventTime": "2024-01-01T00:00:00Z", "awsRegion": "us-east-1",
               "recipientAccountId": "111122223333", "userIdentity": {"type": "Root"}}
     content = json.dumps({"Records": [record]}).encode()
-    pipeline = Pipeline(open=lambda ref: io.BytesIO(content), selection=OPSWORKS, store=None,
+    pipeline = Pipeline(open=lambda ref: io.BytesIO(content), selection=OPSWORKS, sink=DryRunSink(),
                         max_decompressed_bytes=64 << 20)
 
     outcome = pipeline.ingest(ObjectRef(None, "f.json"))
@@ -160,7 +161,7 @@ def test_a_dry_run_keeps_no_ledger_so_it_hashes_nothing() -> None:
 
 def test_the_hash_starts_again_when_the_stream_is_reopened() -> None:
     content = b'{"Records": [' + b",".join(b'{"n": %d}' % i for i in range(200_000)) + b"]}"
-    pipeline = Pipeline(open=lambda ref: io.BytesIO(gzip.compress(content, 1)), selection=OPSWORKS, store=None,
+    pipeline = Pipeline(open=lambda ref: io.BytesIO(gzip.compress(content, 1)), selection=OPSWORKS, sink=DryRunSink(),
                         max_decompressed_bytes=64 << 20)
     ref = ObjectRef(None, "f.json.gz")
     hashed = _ContentHash()
@@ -174,7 +175,7 @@ def test_the_hash_starts_again_when_the_stream_is_reopened() -> None:
 
 def test_an_unfinished_read_leaves_no_hash() -> None:
     pipeline = Pipeline(open=lambda ref: io.BytesIO(gzip.compress(b"x" * (4 << 20))), selection=OPSWORKS,
-                        store=None, max_decompressed_bytes=64 << 20)
+                        sink=DryRunSink(), max_decompressed_bytes=64 << 20)
     hashed = _ContentHash()
     chunks = pipeline._read(ObjectRef(None, "f.json.gz"), hashed)
     next(chunks)

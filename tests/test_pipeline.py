@@ -16,6 +16,7 @@ from workshop.synthetic import SampleManifest, upload_to_s3
 
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import CollectingSink, DryRunSink, TableSink
 from opsworks_trail.ingest.sources import LocalSource, S3Source
 from opsworks_trail.ingest.store import EventStore, deserialize, restore, serialize
 from opsworks_trail.model import ObjectRef, Outcome, Status
@@ -28,8 +29,8 @@ SKIP_REASONS = {"digest": "digest file", "insight": "Insights file", "folder": "
 
 
 def s3_pipeline(s3: Any, table: tuple[Any, str] | None, **kwargs: Any) -> Pipeline:
-    store = EventStore(table[0], table[1], sleep=lambda _: None) if table else None
-    return Pipeline(open=S3Source(s3).open, selection=OPSWORKS, store=store, max_decompressed_bytes=CAP, **kwargs)
+    sink = TableSink(EventStore(table[0], table[1], sleep=lambda _: None)) if table else DryRunSink()
+    return Pipeline(open=S3Source(s3).open, selection=OPSWORKS, sink=sink, max_decompressed_bytes=CAP, **kwargs)
 
 
 def ingest_bucket(pipeline: Pipeline, s3: Any, bucket: str) -> list[Outcome]:
@@ -252,7 +253,8 @@ def test_a_dry_run_reads_and_normalizes_but_writes_nothing(sample_bucket: tuple[
     s3, bucket = moto_bucket
     upload_to_s3(root, s3, bucket)
 
-    outcomes = ingest_bucket(s3_pipeline(s3, None, keep_events=True), s3, bucket)
+    pipeline = Pipeline(open=S3Source(s3).open, selection=OPSWORKS, sink=CollectingSink(), max_decompressed_bytes=CAP)
+    outcomes = ingest_bucket(pipeline, s3, bucket)
 
     assert scan_all(*moto_table) == []
     assert sum(o.written for o in outcomes) == 0
@@ -263,8 +265,7 @@ def test_a_dry_run_reads_and_normalizes_but_writes_nothing(sample_bucket: tuple[
 def test_local_files_give_the_same_events(sample_bucket: tuple[Path, SampleManifest]) -> None:
     root, manifest = sample_bucket
     source = LocalSource()
-    pipeline = Pipeline(open=source.open, selection=OPSWORKS, store=None, max_decompressed_bytes=CAP,
-                        keep_events=True)
+    pipeline = Pipeline(open=source.open, selection=OPSWORKS, sink=CollectingSink(), max_decompressed_bytes=CAP)
 
     outcomes = [pipeline.ingest(ref) for ref in source.list(root)]
 
@@ -329,7 +330,7 @@ def test_an_object_over_the_cap_fails_before_it_is_read() -> None:
         opened.append(ref)
         raise AssertionError("the object should not be opened")
 
-    pipeline = Pipeline(open=refuse, selection=OPSWORKS, store=None, max_decompressed_bytes=1000)
+    pipeline = Pipeline(open=refuse, selection=OPSWORKS, sink=DryRunSink(), max_decompressed_bytes=1000)
 
     outcome = pipeline.ingest(ObjectRef(None, "/tmp/huge.json.gz", 5000))
 

@@ -20,6 +20,7 @@ from workshop.synthetic import OPSWORKS_SOURCES, ExpectedEvent, SampleManifest
 
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import TableSink
 from opsworks_trail.ingest.sources import LocalSource
 from opsworks_trail.ingest.store import EventStore, event_items
 from opsworks_trail.model import Status
@@ -36,7 +37,7 @@ def ingest(client: Any, table: str, root: Path) -> None:
     """The core pipeline over a local folder, as `opsworks-trail ingest` builds it."""
     local = LocalSource()
     pipeline = Pipeline(open=local.open, selection=Selection(frozenset(OPSWORKS_SOURCES)),
-                        store=EventStore(client, table), max_decompressed_bytes=1 << 30)
+                        sink=TableSink(EventStore(client, table)), max_decompressed_bytes=1 << 30)
     outcomes = [pipeline.ingest(ref) for ref in local.list(root)]
     assert not [o for o in outcomes if o.status is Status.FAILED]
 

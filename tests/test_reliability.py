@@ -35,6 +35,7 @@ from faults import (
 )
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import TableSink
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import EventStore
 from opsworks_trail.model import ObjectRef, Status
@@ -174,10 +175,11 @@ from opsworks_trail.ingest.catalog import load_catalog
 from opsworks_trail.model import ObjectRef
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import DryRunSink
 from opsworks_trail.ingest.sources import LocalSource
 catalog = load_catalog()
 before = peak_kib()
-pipeline = Pipeline(open=LocalSource().open, selection=Selection(None), store=None,
+pipeline = Pipeline(open=LocalSource().open, selection=Selection(None), sink=DryRunSink(),
                     max_decompressed_bytes={DEFAULT_MAX_DECOMPRESSED_BYTES}, catalog=catalog)
 outcome = pipeline.ingest(ObjectRef(None, {str(bomb_768)!r}))
 print(before, peak_kib(), outcome.status.value, outcome.permanent, outcome.reason)
@@ -246,7 +248,7 @@ def test_every_event_ends_stored_while_dynamodb_refuses_half_of_each_batch(
     sleeps: list[float] = []
     source = S3Source(s3)
     pipeline = Pipeline(open=source.open, selection=SELECTION,
-                        store=EventStore(flaky, table, sleep=sleeps.append),
+                        sink=TableSink(EventStore(flaky, table, sleep=sleeps.append)),
                         max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES)
 
     outcomes = [pipeline.ingest(ref) for ref in source.list(bucket)]
@@ -278,7 +280,7 @@ def test_a_crash_mid_file_leaves_a_state_the_retry_completes_without_duplicate_o
 
     def pipeline(client: Any) -> Pipeline:
         return Pipeline(open=S3Source(s3).open, selection=SELECTION,
-                        store=EventStore(client, table, sleep=lambda _: None),
+                        sink=TableSink(EventStore(client, table, sleep=lambda _: None)),
                         max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES)
 
     if crash == "exception":

@@ -15,6 +15,7 @@ from workshop.synthetic import write_sample_bucket
 from browser_plugin import VIEWPORT, browser_notes
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import CollectingSink
 from opsworks_trail.ingest.sources import LocalSource
 from opsworks_trail.model import ObjectRef
 from opsworks_trail.present.report import build_report, render_html
@@ -33,8 +34,8 @@ def demo_report_page(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, An
     """The report `make demo` writes, from the same generated bucket through the same pipeline."""
     root = tmp_path_factory.mktemp("demo-bucket")
     write_sample_bucket(root, files=DEMO_FILES)
-    pipeline = Pipeline(open=LocalSource().open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)), store=None,
-                        max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES, keep_events=True)
+    pipeline = Pipeline(open=LocalSource().open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
+                        sink=CollectingSink(), max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES)
     events: dict[str, Any] = {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         for event in pipeline.ingest(ObjectRef(None, str(path), path.stat().st_size)).items:

@@ -17,6 +17,7 @@ from opsworks_trail.ingest import logfile, trailfile
 from opsworks_trail.ingest.logfile import FileKind, classify_key, decompressed_chunks
 from opsworks_trail.ingest.selection import Selection
 from opsworks_trail.ingest.trailfile import RecordScan
+from opsworks_trail.model import Skip
 
 OPSWORKS = frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"})
 SELECTION = Selection(OPSWORKS)
@@ -99,12 +100,12 @@ def gunzip_all(data: bytes, cap: int = NO_CAP) -> bytes:
 def test_keys_that_are_not_trail_logs_are_skipped_with_a_reason(key: str, reason: str) -> None:
     kind = classify_key(key, 100)
 
-    assert isinstance(kind, str)
-    assert kind.startswith(reason)
+    assert isinstance(kind, Skip)
+    assert kind.reason.startswith(reason)
 
 
 def test_a_zero_byte_log_key_is_skipped_as_empty() -> None:
-    assert classify_key(LOG, 0) == "empty object"
+    assert classify_key(LOG, 0) == Skip("empty object")
 
 
 @pytest.mark.parametrize("key", [LOG, LOG.removesuffix(".gz"), "x/TRAIL.JSON.GZ", "local/file.json"])
@@ -117,7 +118,7 @@ def test_json_and_json_gz_keys_are_trail_files(key: str) -> None:
 @pytest.mark.parametrize("key", ["a/test.log", "a/b.jsonl", "a/b.jsonl.gz", "a/b.ndjson", "a/b.log.gz"])
 def test_json_lines_keys_are_read_only_when_allowed(key: str) -> None:
     assert classify_key(key, 10, json_lines=True) is FileKind.JSON_LINES
-    assert isinstance(classify_key(key, 10), str)
+    assert classify_key(key, 10) == Skip("not a log file (*.json.gz or *.json)")
 
 
 # -- decompressed_chunks --------------------------------------------------------------------------

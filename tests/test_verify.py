@@ -23,6 +23,7 @@ from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.proof import DigestCheck, S3Objects
 from opsworks_trail.ingest.publickeys import KeyRing
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import TableSink
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import EventStore, deserialize
 from opsworks_trail.model import ObjectRef, Status
@@ -87,7 +88,7 @@ class Trail:
 
     def pipeline(self, **kwargs: Any) -> Pipeline:
         return Pipeline(open=S3Source(self.s3).open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
-                        store=self.store, max_decompressed_bytes=1 << 26, **kwargs)
+                        sink=TableSink(self.store), max_decompressed_bytes=1 << 26, **kwargs)
 
     def ingest(self, keys: Any = None) -> None:
         pipeline = self.pipeline()

@@ -28,6 +28,7 @@ from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.proof import DigestCheck
 from opsworks_trail.ingest.publickeys import KeyRing, keys_from_list
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import TableSink
 from opsworks_trail.ingest.store import EventStore
 from opsworks_trail.present.report import (
     add_coverage_html,
@@ -88,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     bucket = DirectoryBucket(root, BUCKET, manifest.digest_metadata)
     keys = KeyRing(keys_from_list(manifest.public_keys))
     pipeline = Pipeline(open=bucket.open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
-                        store=store, max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES, count_records=True,
-                        digests=DigestCheck(bucket.fetch, keys, store))
+                        sink=TableSink(store), max_decompressed_bytes=DEFAULT_MAX_DECOMPRESSED_BYTES,
+                        count_records=True, digests=DigestCheck(bucket.fetch, keys, store))
     summary = ingest_all(pipeline, bucket.refs(), Summary(), progress=not args.no_progress)
     print(f"Ingested {summary.files} objects: {summary.skipped} skipped ({_reasons(summary)}), "
           f"{summary.failed} failed; {summary.read()}, {summary.matched} OpsWorks records matched.")

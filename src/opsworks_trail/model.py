@@ -18,8 +18,21 @@ class ObjectRef:
     etag: str | None = None
 
     @property
+    def is_local(self) -> bool:
+        """A file on this machine, not an S3 object: no table keeps its state (a path names nothing the
+        function, `failures` or a digest can find again)."""
+        return self.bucket is None
+
+    @property
     def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.key}" if self.bucket is not None else self.key
+        return self.key if self.is_local else f"s3://{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Why an object is passed over: not a log file, or one already ingested. A skip is never a failure."""
+
+    reason: str
 
 
 class BinaryStream(Protocol):

@@ -37,7 +37,7 @@ from opsworks_trail.errors import IngestError
 from opsworks_trail.ingest.logfile import classify_key
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.triggers import eventbridge_object_created
-from opsworks_trail.model import ObjectRef
+from opsworks_trail.model import ObjectRef, Skip
 
 SQS_BATCH = 10
 _DELIVERED = re.compile(r"_(\d{8})T\d{4}Z_")
@@ -105,7 +105,7 @@ def select(refs: Iterable[ObjectRef], since: date | None, until: date | None,
     """The log files among refs whose delivery day is within [since, until], by key name only."""
     for ref in refs:
         counts.listed += 1
-        if isinstance(classify_key(ref.key, ref.size), str):
+        if isinstance(classify_key(ref.key, ref.size), Skip):
             counts.not_log_files += 1
             continue
         if since or until:

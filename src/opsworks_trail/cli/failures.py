@@ -22,6 +22,7 @@ from opsworks_trail.cli.common import (
     to_json,
 )
 from opsworks_trail.ingest.pipeline import Pipeline
+from opsworks_trail.ingest.sinks import DryRunSink, Sink, TableSink
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import EventStore
 from opsworks_trail.model import ObjectRef, Outcome, Status
@@ -76,9 +77,9 @@ def run_retry(args: argparse.Namespace) -> int:
     selection = selection_from(args)
     store = EventStore(dynamodb_client(args), args.table)
     rows = failure_rows(store)  # read in full first: successes remove rows from the index being read
-    pipeline = Pipeline(open=S3Source(s3_client(args)).open, selection=selection,
-                        store=None if args.dry_run else store, max_decompressed_bytes=args.max_bytes,
-                        reread_failed=True)
+    sink: Sink = DryRunSink() if args.dry_run else TableSink(store, reread_failed=True)
+    pipeline = Pipeline(open=S3Source(s3_client(args)).open, selection=selection, sink=sink,
+                        max_decompressed_bytes=args.max_bytes)
     still_failing = 0
     for row in rows:
         outcome = pipeline.ingest(ObjectRef(row["bucket"], row["key"], etag=row.get("etag")))

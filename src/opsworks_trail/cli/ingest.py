@@ -25,6 +25,7 @@ from opsworks_trail.cli.common import (
 from opsworks_trail.cli.errors import CliError, Exit, Where, explain
 from opsworks_trail.errors import IngestError
 from opsworks_trail.ingest.pipeline import Pipeline
+from opsworks_trail.ingest.sinks import CollectingSink, DryRunSink, Sink, TableSink
 from opsworks_trail.ingest.sources import LocalSource, S3Source
 from opsworks_trail.ingest.store import EventStore
 from opsworks_trail.model import ObjectRef, Outcome, Status
@@ -93,14 +94,15 @@ def run(args: argparse.Namespace) -> int:
     local, s3 = LocalSource(), None
     if any(p.startswith("s3://") for p in args.paths):
         s3 = S3Source(s3_client(args))
-    store = None if args.dry_run else EventStore(dynamodb_client(args, ingest=True), args.table)
+    sink: Sink = DryRunSink() if args.dry_run else TableSink(EventStore(dynamodb_client(args, ingest=True), args.table))
+    if args.format == "jsonl":
+        sink = CollectingSink(then=sink)  # printed by ingest_all, file by file in the order listed
 
     def open_object(ref: ObjectRef) -> Any:
-        return local.open(ref) if ref.bucket is None else _need(s3).open(ref)
+        return local.open(ref) if ref.is_local else _need(s3).open(ref)
 
-    pipeline = Pipeline(open=open_object, selection=selection, store=store,
-                        max_decompressed_bytes=args.max_bytes, json_lines=True,
-                        keep_events=args.format == "jsonl", count_records=args.count_records)
+    pipeline = Pipeline(open=open_object, selection=selection, sink=sink, max_decompressed_bytes=args.max_bytes,
+                        json_lines=True, count_records=args.count_records)
     summary = Summary()
     refs = list_objects(args.paths, local, s3, summary, progress=not args.no_progress)
     if not refs and not summary.failed:
@@ -114,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{summary.files} files ({summary.skipped} skipped, {summary.failed} failed), {summary.read()}, "
               f"{summary.matched} matched, {summary.written} written", file=sys.stderr)
     local_failures = [f for f in summary.failures if not str(f["object"]).startswith("s3://")]
-    if local_failures and store is not None:
+    if local_failures and not args.dry_run:
         print(f"opsworks-trail: {len(local_failures)} local file(s) failed (listed above); `failures` lists only "
               "S3 objects, so these are not recorded: fix them and ingest them again", file=sys.stderr)
     if summary.failed:
@@ -128,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
 
 def ingest_all(pipeline: Pipeline, refs: Iterable[ObjectRef], summary: Summary, *, workers: int = 4,
                progress: bool = True) -> Summary:
-    """Run the pipeline over objects in parallel into `summary`; kept events go to stdout as JSON lines.
+    """Run the pipeline over objects in parallel into `summary`; events handed back (a CollectingSink) go to
+    stdout as JSON lines.
 
     A single object is read in this thread: starting a pool for it costs more than a millisecond. Given a
     list, the progress bar knows the total and shows an ETA; failure lines are written above the bar.

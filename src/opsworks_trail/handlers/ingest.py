@@ -23,6 +23,7 @@ from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.proof import DigestCheck, S3Objects
 from opsworks_trail.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
 from opsworks_trail.ingest.selection import Selection
+from opsworks_trail.ingest.sinks import TableSink
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import RETRIES, EventStore
 from opsworks_trail.ingest.triggers import (
@@ -68,9 +69,8 @@ def pipeline() -> Pipeline:
     return Pipeline(
         open=S3Source(s3_client).open,
         selection=Selection(settings.event_sources),
-        store=store,
+        sink=TableSink(store, retention_days=settings.retention_days),
         max_decompressed_bytes=settings.max_decompressed_bytes,
-        retention_days=settings.retention_days,
         digests=DigestCheck(S3Objects(s3_client).fetch, keys, store) if keys is not None else None,
     )
 

@@ -16,7 +16,7 @@ from typing import Any
 from isal import igzip, isal_zlib
 
 from opsworks_trail.errors import BadTrailFile, TooLarge
-from opsworks_trail.model import BinaryStream
+from opsworks_trail.model import BinaryStream, Skip
 
 READ_SIZE = 64 << 10
 """Compressed bytes read at a time. 32 to 256 KiB measure the same."""
@@ -39,26 +39,26 @@ _TRAIL_SUFFIXES = (".json.gz", ".json")
 _LINES_SUFFIXES = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz", ".log", ".log.gz")
 
 
-def classify_key(key: str, size: int | None = None, *, json_lines: bool = False) -> FileKind | str:
-    """The kind of log file a key names, or the reason it is not one (a skip, never a failure)."""
+def classify_key(key: str, size: int | None = None, *, json_lines: bool = False) -> FileKind | Skip:
+    """The kind of log file a key names, or why it is not one (a skip, never a failure)."""
     name = key.rsplit("/", 1)[-1]
     if key.endswith("/"):
-        return "folder placeholder"
+        return Skip("folder placeholder")
     if "/CloudTrail-Digest/" in key or "_CloudTrail-Digest_" in name:
-        return "digest file"
+        return Skip("digest file")
     if "/CloudTrail-Insight/" in key or "_CloudTrail-Insight_" in name:
-        return "Insights file"
+        return Skip("Insights file")
     if name == "ConfigWritabilityCheckFile":
-        return "CloudTrail write check"
+        return Skip("CloudTrail write check")
     lowered = name.lower()
     if lowered.endswith(_TRAIL_SUFFIXES):
         kind = FileKind.TRAIL
     elif json_lines and lowered.endswith(_LINES_SUFFIXES):
         kind = FileKind.JSON_LINES
     else:
-        return "not a log file (*.json.gz or *.json)"
+        return Skip("not a log file (*.json.gz or *.json)")
     if size == 0:
-        return "empty object"
+        return Skip("empty object")
     return kind
 
 

@@ -1,7 +1,8 @@
-"""One object in, one Outcome out: classify the key, read, select, normalize, store, record the file.
+"""One object in, one Outcome out: classify the key, read, select, normalize, hand to the sink.
 
 Every object ends ingested, skipped (with the reason) or failed (permanent or transient). A failure
-of one object never reaches its neighbours: the trigger decides from the Outcomes what to retry.
+of one object never reaches its neighbours: the trigger decides from the Outcomes what to retry. Where
+the events go (the table, the caller, nowhere) and what is kept of the file is the sink's (ingest.sinks).
 """
 
 from __future__ import annotations
@@ -16,18 +17,17 @@ from opsworks_trail.errors import BadTrailFile, IngestError, TooLarge, Unstorabl
 from opsworks_trail.ingest.catalog import Catalog, load_catalog
 from opsworks_trail.ingest.digests import is_digest_key
 from opsworks_trail.ingest.logfile import Chunk, FileKind, classify_key, decompressed_chunks
-from opsworks_trail.ingest.normalize import Event, InvalidRecord, normalize, redact_text
+from opsworks_trail.ingest.normalize import InvalidRecord, normalize, redact_text
 from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.store import EventStore, ItemsRefused, event_items, storable_text
+from opsworks_trail.ingest.sinks import AlreadyIngested, Sink
+from opsworks_trail.ingest.store import storable_text
 from opsworks_trail.ingest.trailfile import RecordScan
-from opsworks_trail.model import BinaryStream, ObjectRef, Outcome, Status, utc_now
+from opsworks_trail.model import BinaryStream, ObjectRef, Outcome, Skip, Status, utc_now
 
 if TYPE_CHECKING:
     from opsworks_trail.ingest.proof import DigestCheck
 
 Opener = Callable[[ObjectRef], BinaryStream]
-WRITE_BUFFER = 100
-"""Items buffered before a write: a file with many matches is written as it is read."""
 _RECORD_FAULTS = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError, RecursionError)
 """A record of an unforeseen shape (an eventSource that is a list, nesting too deep to walk, ...) breaking
 the pure steps: a permanent fault of that record, recorded for `retry-failures` after a fix, never a
@@ -35,41 +35,34 @@ retry loop."""
 MAX_UNEXPECTED_ATTEMPTS = 3
 """An exception of no known class is retried (it may be the environment), but only this many times for
 the same object: then it is recorded as a permanent failure with its reason, never left to loop. The
-count is kept on the object's file state item (status `retrying`); without a table nothing retries."""
+count is kept by the sink (the table: on the object's file state item, status `retrying`); where no sink
+counts (a dry run, a local file), nothing retries."""
 
 
 @dataclass
 class Pipeline:
     open: Opener
     selection: Selection
-    store: EventStore | None
-    """None is a dry run: everything but the writes."""
+    sink: Sink
+    """Where the events go and what is kept of each file (ingest.sinks: the table, the caller, nowhere)."""
     max_decompressed_bytes: int
-    retention_days: int | None = None
     catalog: Catalog | None = None
     json_lines: bool = False
     """Also read one-record-per-line files (local CLI only; trail buckets hold none)."""
-    keep_events: bool = False
-    """Return the normalized events in the Outcome (for `--format jsonl` and tests)."""
     count_records: bool = False
     """Count every record of every file (Outcome.records): one more pass over each file's bytes."""
     digests: DigestCheck | None = None
     """Verifies digest files (opsworks_trail.ingest.proof); None skips them as not log files."""
-    hash_content: bool | None = None
-    """SHA-256 each file's content for the ledger; None: where a ledger entry is written (a store and an
-    S3 object), not in a dry run, whose answer proves nothing (SHA-256 costs more than inflating)."""
-    reread_failed: bool = False
-    """Read a file recorded as permanently failed again (`retry-failures`); a redelivery does not."""
 
     def ingest(self, ref: ObjectRef) -> Outcome:
         digest = self.digests is not None and is_digest_key(ref.key)
         kind = FileKind.TRAIL if digest else classify_key(ref.key, ref.size, json_lines=self.json_lines)
-        if isinstance(kind, str):
-            return Outcome(ref, Status.SKIPPED, kind)
+        if isinstance(kind, Skip):
+            return _skipped(ref, kind)
         try:
             outcome = self.digests.check(ref) if self.digests and digest else self._read_and_store(ref, kind)
-        except _AlreadyIngested as exc:
-            return Outcome(ref, Status.SKIPPED, str(exc))
+        except AlreadyIngested as exc:
+            return _skipped(ref, exc.skip)
         except IngestError as exc:
             outcome = Outcome(ref, Status.FAILED, _reason(exc.reason), permanent=exc.permanent)
         except RecursionError:  # nesting in the object's bytes, the same every time (no trace: it is 1,000 frames)
@@ -80,30 +73,17 @@ class Pipeline:
             self._record_failure(outcome)
         return outcome
 
-    def _already_ingested(self, ref: ObjectRef) -> str:
-        assert self.store is not None
-        state = self.store.file_state(ref)
-        if not state or (ref.etag and state.get("etag") and state["etag"] != ref.etag):
-            return ""  # new, or same key with new content: read it (again)
-        if state.get("status") == "ingested":
-            return f"already ingested at {state.get('at')}"
-        if state.get("status") == "failed" and not self.reread_failed:
-            return f"already recorded as a permanent failure at {state.get('at')} (retry-failures reads it again)"
-        return ""
-
     def _read_and_store(self, ref: ObjectRef, kind: FileKind) -> Outcome:
         if ref.size is not None and ref.size > self.max_decompressed_bytes:
             raise TooLarge(f"the object is {ref.size:,} bytes, over the cap of {self.max_decompressed_bytes:,}")
         catalog = self.catalog or load_catalog()
         outcome = Outcome(ref, Status.INGESTED)
-        ledger = self.hash_content if self.hash_content is not None else (
-            self.store is not None and ref.bucket is not None)
-        content = _ContentHash() if ledger else None
+        writer = self.sink.writer(outcome)
+        content = _ContentHash() if writer.keeps_ledger else None
         ingested_at = utc_now()
         scan = RecordScan(self.selection.sources, count_records=self.count_records)
         seen: set[str] = set()
         invalid: list[str] = []
-        buffer: list[dict[str, Any]] = []
         read_error: list[Exception] = []
         with contextlib.closing(self._read(ref, content)) as chunks:
             records = (scan.json_lines(chunks) if kind is FileKind.JSON_LINES
@@ -115,7 +95,7 @@ class Pipeline:
                     event = normalize(record, ref, catalog, ingested_at)
                     if event["event_id"] in seen:
                         continue
-                    items = event_items(event, self.retention_days) if self.store is not None else []
+                    full = writer.add(event)
                 except (InvalidRecord, Unstorable) as exc:
                     invalid.append(f"{_which(record)}: {exc}")
                     continue
@@ -124,11 +104,10 @@ class Pipeline:
                     continue
                 seen.add(event["event_id"])
                 outcome.matched += 1
-                self._keep(outcome, event, items, buffer)
-                if len(buffer) >= WRITE_BUFFER:
-                    outcome.written += self._flush(buffer, ref, outcome, invalid)
+                if full:
+                    outcome.written += writer.write(invalid)
         # What was read is stored, even if reading then failed.
-        outcome.written += self._flush(buffer, ref, outcome, invalid)
+        outcome.written += writer.write(invalid)
         outcome.records, outcome.bytes_read = scan.records, scan.bytes_read
         outcome.sha256 = content.sha256 if content is not None else None
         if read_error:
@@ -137,37 +116,9 @@ class Pipeline:
             outcome.status, outcome.permanent = Status.FAILED, True
             outcome.reason = _reason(f"{len(invalid)} selected record(s) unusable, the rest stored; "
                                      f"first: {invalid[0]}")
-        elif self.store is not None and ref.bucket is not None:
-            done = self.store.mark_ingested(outcome)
-            if done:
-                outcome.status, outcome.reason = Status.SKIPPED, f"already ingested at {done}"
+        elif done := writer.finish(outcome):
+            outcome.status, outcome.reason = Status.SKIPPED, done.reason
         return outcome
-
-    def _keep(self, outcome: Outcome, event: Event, items: list[dict[str, Any]],
-              buffer: list[dict[str, Any]]) -> None:
-        if self.keep_events:
-            outcome.items.append(event)
-        buffer.extend(items)
-
-    def _flush(self, buffer: list[dict[str, Any]], ref: ObjectRef, outcome: Outcome, invalid: list[str]) -> int:
-        """Write the buffered items; events DynamoDB refused (after the others were written) are unusable
-        records of the file, like records normalize refuses."""
-        if self.store is None or not buffer:
-            return 0
-        if not outcome.written and ref.bucket is not None:
-            done = self._already_ingested(ref)  # asked only of files with events to write: the others
-            if done:                            # cost one conditional write (mark_ingested), no read
-                raise _AlreadyIngested(done)
-        items = list(buffer)
-        buffer.clear()
-        refused: set[str] = set()
-        try:
-            self.store.put_items(items)
-        except ItemsRefused as exc:
-            for item, reason in exc.refused:
-                refused.add(str(item["pk"]))
-                invalid.append(f"item {str(item['pk'])[:100]}: {reason}")
-        return sum(1 for item in items if item["sk"] == "EVENT" and item["pk"] not in refused)
 
     def _read(self, ref: ObjectRef, content: _ContentHash | None) -> Generator[Chunk, None, None]:
         """The object's decompressed chunks, hashed as they pass, its stream closed when they end or are
@@ -190,10 +141,8 @@ class Pipeline:
         """Retried (logged with its trace by the caller) until MAX_UNEXPECTED_ATTEMPTS, then permanent."""
         outcome = Outcome(ref, Status.FAILED, _reason(f"unexpected {type(exc).__name__}: {exc}"))
         outcome.error = exc
-        if self.store is None or ref.bucket is None:
-            return outcome
         try:
-            attempts = self.store.count_attempt(ref, outcome.reason, MAX_UNEXPECTED_ATTEMPTS)
+            attempts = self.sink.count_attempt(ref, outcome.reason, MAX_UNEXPECTED_ATTEMPTS)
         except Exception as count_exc:
             outcome.reason += f" (counting the attempt failed too: {type(count_exc).__name__})"
             return outcome
@@ -204,10 +153,8 @@ class Pipeline:
 
     def _record_failure(self, outcome: Outcome) -> None:
         """Record a permanent failure; if even that fails, make the failure transient so it is retried."""
-        if self.store is None or outcome.ref.bucket is None:
-            return
         try:
-            self.store.mark_failed(outcome.ref, outcome.reason)
+            self.sink.record_failure(outcome.ref, outcome.reason)
         except Exception as exc:
             outcome.permanent = False
             outcome.reason += f" (recording the failure failed too, so it will be retried: {exc})"
@@ -220,8 +167,8 @@ class _ContentHash:
     sha256: str | None = None
 
 
-class _AlreadyIngested(Exception):
-    """The file was ingested before with the same content: nothing to write again."""
+def _skipped(ref: ObjectRef, skip: Skip) -> Outcome:
+    return Outcome(ref, Status.SKIPPED, skip.reason)
 
 
 def _reason(text: str) -> str:
