@@ -4,6 +4,7 @@ no log file is a Skip whose reason people see unchanged."""
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,27 @@ def test_a_skipped_key_is_never_opened_and_its_outcome_says_the_skip_s_reason(ke
 ])
 def test_skip_reasons_keep_their_texts(key: str, reason: str) -> None:
     assert classify_key(key, 10) == Skip(reason)
+
+
+# -- the command line -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_ingest_format_jsonl_prints_each_file_s_events_in_listing_order_and_stores_them_unless_dry(
+        tmp_path: Path, moto_table: tuple[Any, str], capsys: pytest.CaptureFixture[str], dry_run: bool) -> None:
+    from opsworks_trail.cli.main import main
+
+    ddb, table = moto_table
+    expected: list[str] = []
+    for name in ("a", "b", "c"):
+        data, ids = good_file(name, 120)
+        (tmp_path / f"{name}.json.gz").write_bytes(data)
+        expected += ids
+
+    code = main(["ingest", "--format", "jsonl", "--no-progress", "--table", table, *(["--dry-run"] if dry_run else []),
+                 str(tmp_path)])
+
+    printed = [json.loads(line)["event_id"] for line in capsys.readouterr().out.splitlines()]
+    assert code == 0
+    assert printed == expected  # a file's events together, the files in the order listed
+    assert stored_event_ids(ddb, table) == ([] if dry_run else expected)

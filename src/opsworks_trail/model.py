@@ -10,7 +10,7 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """One object to ingest: an S3 object (bucket set) or a local file (bucket None, key = path)."""
+    """One object to ingest: an S3 object (bucket set) or a local file (is_local: bucket None, key = path)."""
 
     bucket: str | None
     key: str
@@ -67,7 +67,7 @@ class Outcome:
     matched: int = 0
     written: int = 0
     items: list[dict[str, object]] = field(default_factory=list, repr=False)
-    """The normalized events, when the pipeline was asked to keep them."""
+    """The normalized events, when the sink hands them back (ingest.sinks.CollectingSink)."""
     error: BaseException | None = field(default=None, repr=False)
     """An unforeseen exception behind a failure, for the caller to log with its trace."""
     sha256: str | None = None

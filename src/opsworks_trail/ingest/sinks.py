@@ -52,6 +52,8 @@ class FileWriter(Protocol):
 
 
 class Sink(Protocol):
+    """Where the pipeline's events go, and what is kept of each file."""
+
     def writer(self, outcome: Outcome) -> FileWriter:
         """The writer of the file `outcome` is for (events kept for the caller go on the outcome)."""
         ...
@@ -147,47 +149,6 @@ class _TableWriter:
         return Skip(f"already ingested at {done}") if done else None
 
 
-# -- the caller --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CollectingSink:
-    """Each file's events handed back on its Outcome (`outcome.items`: `ingest --format jsonl`, tests),
-    and passed on to `then` (the table, or nowhere in a dry run)."""
-
-    then: Sink = field(default_factory=lambda: DryRunSink())
-
-    def writer(self, outcome: Outcome) -> FileWriter:
-        return _CollectingWriter(self.then.writer(outcome), outcome)
-
-    def count_attempt(self, ref: ObjectRef, reason: str, limit: int) -> int:
-        return self.then.count_attempt(ref, reason, limit)
-
-    def record_failure(self, ref: ObjectRef, reason: str) -> None:
-        self.then.record_failure(ref, reason)
-
-
-@dataclass
-class _CollectingWriter:
-    then: FileWriter
-    outcome: Outcome
-
-    @property
-    def keeps_ledger(self) -> bool:
-        return self.then.keeps_ledger
-
-    def add(self, event: Event) -> bool:
-        full = self.then.add(event)  # an event `then` refuses is not handed back either
-        self.outcome.items.append(event)
-        return full
-
-    def write(self, unusable: list[str]) -> int:
-        return self.then.write(unusable)
-
-    def finish(self, outcome: Outcome) -> Skip | None:
-        return self.then.finish(outcome)
-
-
 # -- nowhere -------------------------------------------------------------------------------------------------
 
 
@@ -221,3 +182,44 @@ class _NoWriter:
 
     def finish(self, outcome: Outcome) -> Skip | None:
         return None
+
+
+# -- the caller --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CollectingSink:
+    """Each file's events handed back on its Outcome (`outcome.items`: `ingest --format jsonl`, tests),
+    and passed on to `then` (the table, or nowhere in a dry run)."""
+
+    then: Sink = DryRunSink()
+
+    def writer(self, outcome: Outcome) -> FileWriter:
+        return _CollectingWriter(self.then.writer(outcome), outcome)
+
+    def count_attempt(self, ref: ObjectRef, reason: str, limit: int) -> int:
+        return self.then.count_attempt(ref, reason, limit)
+
+    def record_failure(self, ref: ObjectRef, reason: str) -> None:
+        self.then.record_failure(ref, reason)
+
+
+@dataclass
+class _CollectingWriter:
+    then: FileWriter
+    outcome: Outcome
+
+    @property
+    def keeps_ledger(self) -> bool:
+        return self.then.keeps_ledger
+
+    def add(self, event: Event) -> bool:
+        full = self.then.add(event)  # an event `then` refuses is not handed back either
+        self.outcome.items.append(event)
+        return full
+
+    def write(self, unusable: list[str]) -> int:
+        return self.then.write(unusable)
+
+    def finish(self, outcome: Outcome) -> Skip | None:
+        return self.then.finish(outcome)
