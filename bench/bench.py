@@ -31,6 +31,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT))  # workshop/ (the sample data), which is not installed
 
 from isal import igzip, isal_zlib  # noqa: E402
 from workshop.synthetic import write_large_trail_file  # noqa: E402
