@@ -36,8 +36,9 @@ pytest: $(STAMP)
 fuzz: $(STAMP) ## The fuzz tiers (marker fuzz), more examples: FUZZ_EXAMPLES=200 hostile, READER_FUZZ_EXAMPLES=3000 reader
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} READER_FUZZ_EXAMPLES=$${READER_FUZZ_EXAMPLES:-3000} $(PY) -m pytest -m fuzz
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, and the import directions between the package's folders (import-linter)
 	$(VENV)/bin/ruff check src tests scripts workshop bench
+	PYTHONPATH=src:. $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP) ## mypy --strict on src/ and workshop/
 	$(VENV)/bin/mypy
