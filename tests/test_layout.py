@@ -63,10 +63,10 @@ def test_the_function_package_leaves_out_exactly_the_folders_the_function_may_no
     recipe = (REPO / "make" / "lambda" / "Makefile").read_text(encoding="utf-8")
     left_out = re.search(r"^NOT_IN_FUNCTION\s*:=\s*(.+)$", recipe, re.M)
     assert left_out is not None
-    shipped_contract = next(c for c in CONTRACTS if c["id"] == "function-ships")
+    shipped = next(c for c in CONTRACTS if c["id"] == "function-ships")
 
-    assert {f"opsworks_trail.{name}" for name in left_out.group(1).split()} == set(shipped_contract["forbidden_modules"])
-    assert set(shipped_contract["source_modules"]) == {"opsworks_trail.handlers", "opsworks_trail.ingest"}
+    assert {f"opsworks_trail.{name}" for name in left_out.group(1).split()} == set(shipped["forbidden_modules"])
+    assert set(shipped["source_modules"]) == {"opsworks_trail.handlers", "opsworks_trail.ingest"}
 
 
 def test_the_layers_contract_names_every_folder_of_the_package() -> None:
