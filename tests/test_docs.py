@@ -16,9 +16,8 @@ TOP = ("src", "tests", "workshop", "scripts", "make", "bench", "docs", "events",
 PATH = re.compile(r"(?<![\w./-])((?:" + "|".join(re.escape(t) for t in TOP) + r")/[\w./*-]*[\w*/])")
 FILE_NAME = re.compile(r"(?<![\w./$-])([\w-]+\.(?:py|md|yaml|toml|json|mk))\b")
 MODULE = re.compile(r"\bopsworks_trail(?:\.\w+)+")
-OUTSIDE = {"ARCHITECTURE.md", "SOURCES.md", "keys.json"}
-"""Files that are not the project's: ../shared's, beside the checkout, and a user's in the examples
-(`aws cloudtrail list-public-keys ... > keys.json`)."""
+OUTSIDE = {"keys.json"}
+"""A user's file in the examples (`aws cloudtrail list-public-keys ... > keys.json`)."""
 PLACEHOLDER = re.compile(r"[A-Z]{3,}")
 """`events/NAME.json`: a name to fill in."""
 
