@@ -11,8 +11,6 @@ PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
                  && { echo $$p; break; }; done)
 
 .DEFAULT_GOAL := help
-# DynamoDB Local's jar, data and state stay in the checkout (the installed command defaults to ~/.cache).
-export OPSWORKS_TRAIL_CACHE ?= $(CURDIR)/.cache
 .PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog clean
 
 help: ## List the targets
@@ -46,7 +44,7 @@ typecheck: $(STAMP) ## mypy --strict on src/ and workshop/
 demo: $(STAMP) ## Ingest a generated trail bucket into the persistent DynamoDB Local (started if need be) and report
 	$(PY) -m workshop.demo
 
-local-db: $(STAMP) ## Start DynamoDB Local in the background, data kept in .cache/dynamodb-local/data
+local-db: $(STAMP) ## Start DynamoDB Local in the background, data kept in ~/.cache/opsworks-trail/dynamodb-local/data
 	$(VENV)/bin/opsworks-trail local start
 
 local-db-stop: $(STAMP) ## Stop the background DynamoDB Local (its data stay on disk)

@@ -6,7 +6,7 @@
     opsworks-trail local stop      # the data stay for the next start
 
 --local on query, report, failures, ingest finds the server (its port is kept in dynamodb-local/server.json
-under $OPSWORKS_TRAIL_CACHE, default ~/.cache/opsworks-trail; the Makefile uses the checkout's .cache/)
+under $OPSWORKS_TRAIL_CACHE, default ~/.cache/opsworks-trail, whatever folder the command runs from)
 and uses local credentials, so nothing of a real AWS profile is needed or used.
 """
 
