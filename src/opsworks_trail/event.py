@@ -10,6 +10,7 @@ schema (a number where a string belongs) keeps that value in its event: readers 
 str() and isinstance rather than trust a field's type.
 """
 
+from decimal import Decimal
 from typing import Any, Literal, NotRequired, TypedDict
 
 
@@ -76,7 +77,8 @@ class Event(TypedDict):
     response_elements: NotRequired[dict[str, Any]]
     source_object: NotRequired[SourceObject]
     ingested_at: str
-    unlinked_resources: NotRequired[int]
-    """Set by the store: how many of `resources` have no link item of their own (past MAX_LINKS)."""
-    omitted_compressed_bytes: NotRequired[dict[str, int]]
+    unlinked_resources: NotRequired[int | Decimal]
+    """Set by the store: how many of `resources` have no link item of their own (past MAX_LINKS). Numbers
+    read back from the table are Decimal, as every number the table gives."""
+    omitted_compressed_bytes: NotRequired[dict[str, int | Decimal]]
     """Set by the store: fields left out of an event too large to store, with their compressed sizes."""
