@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+from opsworks_trail.event import Event
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -53,7 +55,7 @@ class Outcome:
     """The file's decompressed size: the reader always reads all of it (the gzip trailer's CRC proves it)."""
     matched: int = 0
     written: int = 0
-    items: list[dict[str, object]] = field(default_factory=list, repr=False)
+    items: list[Event] = field(default_factory=list, repr=False)
     """The normalized events, when the pipeline was asked to keep them."""
     error: BaseException | None = field(default=None, repr=False)
     """An unforeseen exception behind a failure, for the caller to log with its trace."""

@@ -24,6 +24,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from opsworks_trail.keys import ACCOUNTS_PK
+
 
 class Exit(IntEnum):
     """The exit codes, documented in the README."""
@@ -121,10 +123,10 @@ def probe_table(client: Any, where: Where, *, ingest: bool = False) -> None:
     so the causes no retry can fix stop the command now, named, in seconds."""
     try:
         if ingest:
-            client.get_item(TableName=where.table, Key={"pk": {"S": "ACCOUNTS"}, "sk": {"S": "-"}})
+            client.get_item(TableName=where.table, Key={"pk": {"S": ACCOUNTS_PK}, "sk": {"S": "-"}})
         else:
             client.query(TableName=where.table, KeyConditionExpression="pk = :p",
-                         ExpressionAttributeValues={":p": {"S": "ACCOUNTS"}}, Limit=1)
+                         ExpressionAttributeValues={":p": {"S": ACCOUNTS_PK}}, Limit=1)
     except (ClientError, BotoCoreError) as exc:
         found = explain(exc, where)
         if found is None or (found.code == Exit.PARTIAL and _is_transient(exc)):

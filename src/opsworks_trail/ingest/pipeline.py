@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opsworks_trail.errors import BadTrailFile, IngestError, TooLarge, Unstorable
+from opsworks_trail.event import Event
 from opsworks_trail.ingest.catalog import Catalog, load_catalog
 from opsworks_trail.ingest.digests import is_digest_key
 from opsworks_trail.ingest.logfile import Chunk, FileKind, classify_key, decompressed_chunks
-from opsworks_trail.ingest.normalize import Event, InvalidRecord, normalize, redact_text
+from opsworks_trail.ingest.normalize import InvalidRecord, normalize, redact_text
 from opsworks_trail.ingest.selection import Selection
 from opsworks_trail.ingest.store import EventStore, ItemsRefused, event_items, storable_text
 from opsworks_trail.ingest.trailfile import RecordScan

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from opsworks_trail.event import Event
 from opsworks_trail.ingest.store import PARENT_TYPES
 from opsworks_trail.present.tables import aligned_columns
 from opsworks_trail.read.actors import who
 from opsworks_trail.read.verify import StreamReport
-
-Event = dict[str, Any]
 
 STACKS_EOL = date(2024, 5, 26)
 CM_EOL = {"ChefAutomate": date(2024, 5, 5), "Puppet": date(2024, 3, 31)}
