@@ -10,6 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import REPO
+from opsworks_trail.event import Event
+from opsworks_trail.ingest.store import event_items
 from opsworks_trail.keys import (
     ACCOUNTS_PK,
     EVENT_SK,
@@ -27,6 +29,7 @@ from opsworks_trail.keys import (
     stream_sk,
     time_sk,
 )
+from opsworks_trail.read.queries import time_key
 
 CONTRACTS = (REPO / "CONTRACTS.md").read_text(encoding="utf-8")
 
@@ -65,3 +68,12 @@ def test_key_part_is_idempotent_and_short(text: str) -> None:
     assert key_part(part) == part
     assert len(part.encode("utf-8")) <= MAX_KEY_PART_BYTES
     assert event_pk(part) == event_pk(text)
+
+
+@given(event_id=st.text(min_size=1, max_size=20) | st.text(min_size=520, max_size=900))
+def test_the_query_side_time_key_is_the_stored_time_sk_even_for_a_long_or_odd_event_id(event_id: str) -> None:
+    event: Event = {"event_id": event_id, "event_time": "2024-05-01T00:00:00Z", "outcome": "success",
+                    "ingested_at": "2024-05-02T00:00:00Z", "account_id": "111122223333"}
+    main = next(item for item in event_items(event) if item["sk"] == "EVENT")
+
+    assert time_key(event) == main["time_sk"]

@@ -36,6 +36,7 @@ from opsworks_trail.keys import (
     key_part,
     principal_key,
     resource_pk,
+    time_sk,
 )
 from opsworks_trail.read.actors import matches
 
@@ -70,8 +71,8 @@ class UnknownName(LookupError):
 
 
 def time_key(event: Event) -> str:
-    """The event's place in every time-ordered partition: its `time_sk`."""
-    return f"{event['event_time']}#{event['event_id']}"
+    """The event's place in every time-ordered partition: its `time_sk`, as stored (a long id hashed)."""
+    return time_sk(event["event_time"], event["event_id"])
 
 
 def resume_token(event: Event, newest_first: bool) -> str:
