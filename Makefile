@@ -13,7 +13,7 @@ PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 .DEFAULT_GOAL := help
 # DynamoDB Local's jar, data and state stay in the checkout (the installed command defaults to ~/.cache).
 export OPSWORKS_TRAIL_CACHE ?= $(CURDIR)/.cache
-.PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog clean
+.PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog wheel clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -54,7 +54,11 @@ local-db-stop: $(STAMP) ## Stop the background DynamoDB Local (its data stay on 
 catalog: $(STAMP) ## Re-derive src/opsworks_trail/ingest/catalog.json from ../shared/reference/opsworks-api
 	$(PY) scripts/build_catalog.py
 
+wheel: $(STAMP) ## Build the installable wheel into dist/ (pip install dist/*.whl; add [cli] for progress bars)
+	rm -rf build dist
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean: ## Remove the venv, caches and build output
-	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data build
+	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data build dist
 
 -include make/*.mk
