@@ -55,7 +55,7 @@ catalog: $(STAMP) ## Re-derive src/opsworks_trail/ingest/catalog.json from ../sh
 	$(PY) scripts/build_catalog.py
 
 wheel: $(STAMP) ## Build the installable wheel into dist/ (pip install dist/*.whl; add [cli] for progress bars)
-	rm -rf build dist
+	rm -rf build/lib dist  # setuptools would pack a module deleted since the last build
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 clean: ## Remove the venv, caches and build output
