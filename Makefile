@@ -11,7 +11,7 @@ PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
                  && { echo $$p; break; }; done)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog clean
+.PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog wheel clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -53,7 +53,11 @@ local-db-stop: $(STAMP) ## Stop the background DynamoDB Local (its data stay on 
 catalog: $(STAMP) ## Re-derive src/opsworks_trail/ingest/catalog.json from ../shared/reference/opsworks-api
 	$(PY) scripts/build_catalog.py
 
+wheel: $(STAMP) ## Build the installable wheel into dist/ (pip install dist/*.whl; add [cli] for progress bars)
+	rm -rf build/lib dist  # setuptools would pack a module deleted since the last build
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean: ## Remove the venv, caches and build output
-	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data build
+	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data build dist
 
 -include make/*.mk

@@ -548,7 +548,7 @@ def running_local_endpoint(cache_dir: Path | None = None) -> str:
     state = persistent_server(cache_dir)
     if state is None:
         raise CliError("DynamoDB Local is not running: start it with `opsworks-trail local start` "
-                       "(or `make local-db`), then load it with `make demo`", Exit.CONFIG)
+                       "(in a checkout, `make demo` starts and loads it)", Exit.CONFIG)
     return str(state["endpoint_url"])
 
 

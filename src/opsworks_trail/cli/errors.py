@@ -106,8 +106,8 @@ def explain(exc: BaseException, where: Where) -> CliError | None:
                 return CliError(f"bucket {where.bucket or '?'} does not exist (or is in another account): "
                                 "check the s3:// path", Exit.NOT_FOUND)
             return CliError(f"table {where.table} does not exist at {where.place}: pass --table with the "
-                            "stack's EventsTableName output (sam list stack-outputs), or load DynamoDB Local "
-                            "with `make demo` and pass --local", Exit.NOT_FOUND)
+                            "stack's EventsTableName output (sam list stack-outputs), or, in a checkout, load DynamoDB "
+                            "Local with `make demo` and pass --local", Exit.NOT_FOUND)
         if code in _DENIED:
             what = f"table {where.table}" if where.table else f"bucket {where.bucket}" if where.bucket else where.place
             return CliError(f"access denied to {what} ({code}: {message or 'no message'}): check the "

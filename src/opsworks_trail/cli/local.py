@@ -1,7 +1,7 @@
 """`opsworks-trail local start|stop|status`: a DynamoDB Local that stays, with its data on disk.
 
     opsworks-trail local start     # background server, data in ~/.cache/opsworks-trail/dynamodb-local/data
-    make demo                      # loads the sample trail into its table opsworks-trail-demo
+    make demo                      # in a checkout: loads the sample trail into its table opsworks-trail-demo
     opsworks-trail query --local --stack web-prod --order desc --limit 5
     opsworks-trail local stop      # the data stay for the next start
 
@@ -42,7 +42,8 @@ def run(args: argparse.Namespace) -> int:
             raise CliError(f"DynamoDB Local could not start: {exc}", Exit.CONFIG) from exc
         verb = "started" if started else "already running"
         print(f"DynamoDB Local {verb} at {state['endpoint_url']} (pid {state['pid']}), data in {state['data']}")
-        print("  load it: make demo;  ask it: opsworks-trail query --local ...;  stop it: opsworks-trail local stop")
+        print("  load it (in a checkout): make demo;  ask it: opsworks-trail query --local ...;  "
+              "stop it: opsworks-trail local stop")
     elif args.action == "stop":
         stopped = stop_persistent()
         print(f"DynamoDB Local stopped (data kept in {data_dir()})" if stopped else "DynamoDB Local was not running")
