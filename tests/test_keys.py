@@ -4,10 +4,12 @@ part read back from an item, like a link's event_id, gives the same key again)."
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from workshop.template import table_definition_from_template
 
 from conftest import REPO
 from opsworks_trail.event import Event
@@ -27,6 +29,7 @@ from opsworks_trail.keys import (
     resource_pk,
     stream_pk,
     stream_sk,
+    table_definition,
     time_sk,
 )
 from opsworks_trail.read.queries import time_key
@@ -77,3 +80,12 @@ def test_the_query_side_time_key_is_the_stored_time_sk_even_for_a_long_or_odd_ev
     main = next(item for item in event_items(event) if item["sk"] == "EVENT")
 
     assert time_key(event) == main["time_sk"]
+
+
+def test_the_table_definition_in_the_package_is_the_templates() -> None:
+    def canonical(definition: dict[str, Any]) -> dict[str, Any]:
+        return {**definition, "AttributeDefinitions": sorted(definition["AttributeDefinitions"],
+                                                             key=lambda a: a["AttributeName"]),
+                "GlobalSecondaryIndexes": sorted(definition["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])}
+
+    assert canonical(table_definition()) == canonical(table_definition_from_template())

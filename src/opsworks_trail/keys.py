@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from opsworks_trail.event import Actor
 
@@ -55,6 +56,23 @@ WRITES = Index("writes", "write_pk")
 INDEXES = (BY_ACTOR, BY_ACCOUNT, FAILED, WRITES)
 TABLE_KEYS = frozenset({PK, SK, TIME_SK, *(index.key for index in INDEXES), EXPIRES_AT})
 """Attributes of an event item that are keys, not the event."""
+
+
+def table_definition() -> dict[str, Any]:
+    """Arguments of `create_table` for an events table (the caller adds TableName): the key schema and
+    indexes template.yaml's EventsTable declares (a test holds the two equal), for a table made outside
+    the stack: `opsworks-trail local start` makes the local one with it."""
+    def schema(hash_key: str, range_key: str) -> list[dict[str, str]]:
+        return [{"AttributeName": hash_key, "KeyType": "HASH"}, {"AttributeName": range_key, "KeyType": "RANGE"}]
+
+    keys = [PK, SK, TIME_SK, *(index.key for index in INDEXES)]
+    return {
+        "BillingMode": "PAY_PER_REQUEST",
+        "KeySchema": schema(PK, SK),
+        "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"} for key in keys],
+        "GlobalSecondaryIndexes": [{"IndexName": index.name, "KeySchema": schema(index.key, index.sort_key),
+                                    "Projection": {"ProjectionType": "ALL"}} for index in INDEXES],
+    }
 
 
 def key_part(text: str) -> str:
