@@ -11,9 +11,7 @@ PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
                  && { echo $$p; break; }; done)
 
 .DEFAULT_GOAL := help
-# DynamoDB Local's jar, data and state stay in the checkout (the installed command defaults to ~/.cache).
-export OPSWORKS_TRAIL_CACHE ?= $(CURDIR)/.cache
-.PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog clean
+.PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog wheel clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -36,8 +34,9 @@ pytest: $(STAMP)
 fuzz: $(STAMP) ## The fuzz tiers (marker fuzz), more examples: FUZZ_EXAMPLES=200 hostile, READER_FUZZ_EXAMPLES=3000 reader
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} READER_FUZZ_EXAMPLES=$${READER_FUZZ_EXAMPLES:-3000} $(PY) -m pytest -m fuzz
 
-lint: $(STAMP) ## ruff
+lint: $(STAMP) ## ruff, and the import directions between the package's folders (import-linter)
 	$(VENV)/bin/ruff check src tests scripts workshop bench
+	PYTHONPATH=src:. $(VENV)/bin/lint-imports --no-cache
 
 typecheck: $(STAMP) ## mypy --strict on src/ and workshop/
 	$(VENV)/bin/mypy
@@ -45,7 +44,7 @@ typecheck: $(STAMP) ## mypy --strict on src/ and workshop/
 demo: $(STAMP) ## Ingest a generated trail bucket into the persistent DynamoDB Local (started if need be) and report
 	$(PY) -m workshop.demo
 
-local-db: $(STAMP) ## Start DynamoDB Local in the background, data kept in .cache/dynamodb-local/data
+local-db: $(STAMP) ## Start DynamoDB Local in the background, data kept in ~/.cache/opsworks-trail/dynamodb-local/data
 	$(VENV)/bin/opsworks-trail local start
 
 local-db-stop: $(STAMP) ## Stop the background DynamoDB Local (its data stay on disk)
@@ -54,7 +53,11 @@ local-db-stop: $(STAMP) ## Stop the background DynamoDB Local (its data stay on 
 catalog: $(STAMP) ## Re-derive src/opsworks_trail/ingest/catalog.json from ../shared/reference/opsworks-api
 	$(PY) scripts/build_catalog.py
 
+wheel: $(STAMP) ## Build the installable wheel into dist/ (pip install dist/*.whl; add [cli] for progress bars)
+	rm -rf build/lib dist  # setuptools would pack a module deleted since the last build
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+
 clean: ## Remove the venv, caches and build output
-	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data build
+	rm -rf $(VENV) .cache .aws-sam .pytest_cache .mypy_cache .ruff_cache demo-bucket bench-data build dist
 
 -include make/*.mk

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -19,8 +18,6 @@ pytest_plugins = ["ddb_local_plugin", "package_plugin", "browser_plugin"]
 REPO = Path(__file__).resolve().parent.parent
 SHARED = REPO.parent / "shared"
 EVENTS_DIR = REPO / "events"
-# DynamoDB Local's jar and state in the checkout, as the Makefile sets it (before the plugins import it).
-os.environ.setdefault("OPSWORKS_TRAIL_CACHE", str(REPO / ".cache"))
 
 
 @pytest.fixture(autouse=True)

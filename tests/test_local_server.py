@@ -3,6 +3,8 @@ and the CLI's --local finds it."""
 
 from __future__ import annotations
 
+import gzip
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,3 +69,25 @@ def test_local_finds_the_running_server(state_dir: Path, monkeypatch: pytest.Mon
 
     assert code == 0, capsys.readouterr().err
     assert "(no events)" in capsys.readouterr().out
+
+
+def test_local_start_makes_the_table_so_ingest_and_query_work_with_nothing_else(
+        state_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    monkeypatch.setattr("opsworks_trail.cli.dynamodb_local.DEFAULT_CACHE_DIR", state_dir)
+    log = tmp_path / "logs" / "111122223333_CloudTrail_us-east-1_20240501T0000Z_a.json.gz"
+    log.parent.mkdir()
+    record = {"eventVersion": "1.08", "eventID": "0b7d5f0e-1111-4c3e-9a5e-000000000001",
+              "eventTime": "2024-05-01T00:00:00Z", "eventSource": "opsworks.amazonaws.com",
+              "eventName": "DescribeStacks", "awsRegion": "us-east-1", "recipientAccountId": "111122223333",
+              "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice"}}
+    log.write_bytes(gzip.compress(json.dumps({"Records": [record]}).encode()))
+
+    assert main(["local", "start", "--port", "0"]) == 0
+    assert "table opsworks-trail-demo: created, empty" in capsys.readouterr().out
+    assert main(["local", "start", "--port", "0"]) == 0
+    assert "table opsworks-trail-demo: kept as it was" in capsys.readouterr().out
+    assert main(["ingest", "--local", str(log.parent)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    assert main(["query", "--local", "--id", record["eventID"], "--format", "json"]) == 0
+
+    assert [e["event_id"] for e in json.loads(capsys.readouterr().out)] == [record["eventID"]]

@@ -16,18 +16,16 @@ from opsworks_trail.errors import TransientError
 from opsworks_trail.ingest.store import (
     BATCH_SIZE,
     DOCUMENT,
-    FAILED_FILES,
-    MAX_KEY_PART_BYTES,
     PACKED,
     EventStore,
     ItemsRefused,
     deserialize,
     document,
     event_items,
-    key_part,
     restore,
     serialize,
 )
+from opsworks_trail.keys import FAILED_FILES, MAX_KEY_PART_BYTES, key_part
 from opsworks_trail.model import ObjectRef, Outcome, Status
 
 GSI_KEYS = ("actor_pk", "account_pk", "failed_pk", "write_pk")

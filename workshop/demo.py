@@ -16,7 +16,6 @@ import os
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Any
 
 import boto3
 
@@ -24,6 +23,7 @@ from opsworks_trail.cli.common import LOCAL_TABLE
 from opsworks_trail.cli.errors import CliError, Exit
 from opsworks_trail.cli.ingest import Summary, ingest_all
 from opsworks_trail.cli.verify import coverage_line
+from opsworks_trail.event import Event
 from opsworks_trail.ingest.pipeline import Pipeline
 from opsworks_trail.ingest.proof import DigestCheck
 from opsworks_trail.ingest.publickeys import KeyRing, keys_from_list
@@ -130,7 +130,7 @@ def _reasons(summary: Summary) -> str:
     return ", ".join(f"{count} {reason}" for reason, count in summary.skip_reasons.most_common())
 
 
-def print_callers_and_failures(events: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+def print_callers_and_failures(events: list[Event], failures: list[Event]) -> None:
     """Who called what, and which calls failed: the two questions a retirement review asks first. Callers
     are people or principals keyed by account (opsworks_trail.read.actors), never by a display name alone."""
     print("Who called what")

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol
 
+from opsworks_trail.event import Event
+
 
 @dataclass(frozen=True)
 class ObjectRef:
@@ -66,7 +68,7 @@ class Outcome:
     """The file's decompressed size: the reader always reads all of it (the gzip trailer's CRC proves it)."""
     matched: int = 0
     written: int = 0
-    items: list[dict[str, object]] = field(default_factory=list, repr=False)
+    items: list[Event] = field(default_factory=list, repr=False)
     """The normalized events, when the sink hands them back (ingest.sinks.CollectingSink)."""
     error: BaseException | None = field(default=None, repr=False)
     """An unforeseen exception behind a failure, for the caller to log with its trace."""

@@ -83,7 +83,7 @@ NPM_INTEGRITY = "sha512-xTeeRLvzEfqyd5lh3bH4c0kHvSHHmmhD5ZDsHFKAQ5g2Zl6JqlFdutaQ
 def cache_home(environ: Mapping[str, str] = os.environ) -> Path:
     """Where the jar, the persistent server's data and its state live, whatever folder the command runs
     from: ``$OPSWORKS_TRAIL_CACHE``, else ``$XDG_CACHE_HOME/opsworks-trail``, else ``~/.cache/opsworks-trail``.
-    The Makefile and the test suite point it at the checkout's git-ignored ``.cache/``."""
+    One place per user, so `make demo` and ``.venv/bin/opsworks-trail query --local`` find the same server."""
     if environ.get("OPSWORKS_TRAIL_CACHE"):
         return Path(environ["OPSWORKS_TRAIL_CACHE"]).expanduser()
     return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "opsworks-trail"
@@ -548,7 +548,7 @@ def running_local_endpoint(cache_dir: Path | None = None) -> str:
     state = persistent_server(cache_dir)
     if state is None:
         raise CliError("DynamoDB Local is not running: start it with `opsworks-trail local start` "
-                       "(or `make local-db`), then load it with `make demo`", Exit.CONFIG)
+                       "(in a checkout, `make demo` starts and loads it)", Exit.CONFIG)
     return str(state["endpoint_url"])
 
 

@@ -24,6 +24,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from opsworks_trail.keys import ACCOUNTS_PK
+
 
 class Exit(IntEnum):
     """The exit codes, documented in the README."""
@@ -104,8 +106,8 @@ def explain(exc: BaseException, where: Where) -> CliError | None:
                 return CliError(f"bucket {where.bucket or '?'} does not exist (or is in another account): "
                                 "check the s3:// path", Exit.NOT_FOUND)
             return CliError(f"table {where.table} does not exist at {where.place}: pass --table with the "
-                            "stack's EventsTableName output (sam list stack-outputs), or load DynamoDB Local "
-                            "with `make demo` and pass --local", Exit.NOT_FOUND)
+                            "stack's EventsTableName output (sam list stack-outputs), or, in a checkout, load DynamoDB "
+                            "Local with `make demo` and pass --local", Exit.NOT_FOUND)
         if code in _DENIED:
             what = f"table {where.table}" if where.table else f"bucket {where.bucket}" if where.bucket else where.place
             return CliError(f"access denied to {what} ({code}: {message or 'no message'}): check the "
@@ -121,10 +123,10 @@ def probe_table(client: Any, where: Where, *, ingest: bool = False) -> None:
     so the causes no retry can fix stop the command now, named, in seconds."""
     try:
         if ingest:
-            client.get_item(TableName=where.table, Key={"pk": {"S": "ACCOUNTS"}, "sk": {"S": "-"}})
+            client.get_item(TableName=where.table, Key={"pk": {"S": ACCOUNTS_PK}, "sk": {"S": "-"}})
         else:
             client.query(TableName=where.table, KeyConditionExpression="pk = :p",
-                         ExpressionAttributeValues={":p": {"S": "ACCOUNTS"}}, Limit=1)
+                         ExpressionAttributeValues={":p": {"S": ACCOUNTS_PK}}, Limit=1)
     except (ClientError, BotoCoreError) as exc:
         found = explain(exc, where)
         if found is None or (found.code == Exit.PARTIAL and _is_transient(exc)):

@@ -26,7 +26,7 @@ from opsworks_trail.ingest.sinks import DryRunSink, Sink, TableSink
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import EventStore
 from opsworks_trail.model import ObjectRef, Outcome, Status
-from opsworks_trail.present.report import aligned_columns
+from opsworks_trail.present.tables import aligned_columns
 
 COLUMNS = ("at", "bucket", "key", "reason")
 

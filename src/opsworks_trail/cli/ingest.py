@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sized
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from opsworks_trail.cli.common import (
     add_selection_arguments,
@@ -199,7 +199,26 @@ def _need(s3: S3Source | None) -> S3Source:
 
 
 def _progress(enabled: bool, total: int | None, unit: str = " files") -> Any:
-    from tqdm import tqdm
-
+    """tqdm's bar on stderr when the `cli` extra installed tqdm; without it, no bar (lines still written)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:  # `pip install opsworks-trail` without [cli]: progress bars are the extra's only gift
+        return _NoBar()
     return tqdm(total=total, unit=unit, file=sys.stderr, disable=None if enabled else True,
                 dynamic_ncols=True, mininterval=0.5, leave=total is not None)
+
+
+class _NoBar(contextlib.AbstractContextManager["_NoBar"]):
+    """The part of tqdm's interface the commands use, showing nothing but the lines written above the bar."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **values: Any) -> None:
+        pass
+
+    def write(self, line: str, file: TextIO | None = None) -> None:
+        print(line, file=file or sys.stderr)
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None

@@ -18,12 +18,12 @@ from typing import Any, TextIO
 
 from opsworks_trail.cli.common import add_table_arguments, dynamodb_client, fail, to_json
 from opsworks_trail.cli.errors import CliError, Exit
-from opsworks_trail.present.report import aligned_columns
+from opsworks_trail.event import Event
+from opsworks_trail.present.tables import aligned_columns
 from opsworks_trail.read.actors import who
 from opsworks_trail.read.queries import (
     BadTime,
     BadToken,
-    Event,
     EventFilter,
     EventQueries,
     UnknownName,

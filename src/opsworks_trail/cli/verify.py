@@ -29,7 +29,7 @@ from opsworks_trail.ingest.proof import S3Objects
 from opsworks_trail.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
 from opsworks_trail.ingest.sources import S3Source
 from opsworks_trail.ingest.store import EventStore
-from opsworks_trail.present.report import aligned_columns
+from opsworks_trail.present.tables import aligned_columns
 from opsworks_trail.read.queries import BadTime, parse_when
 from opsworks_trail.read.verify import Verifier, VerifyReport
 

@@ -12,14 +12,13 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import simplejson
 
+from opsworks_trail.event import Actor, Event
 from opsworks_trail.ingest.catalog import REDACTED, Catalog
 from opsworks_trail.model import ObjectRef
-
-Event = dict[str, Any]
 
 _SERVICE_NAMES = {"opsworks.amazonaws.com": "opsworks", "opsworks-cm.amazonaws.com": "opsworks-cm"}
 _COPIED = (
@@ -38,7 +37,9 @@ def normalize(record: dict[str, Any], source: ObjectRef | None, catalog: Catalog
     event_id = record.get("eventID")
     if not isinstance(event_id, str) or not event_id:
         raise InvalidRecord("no eventID")
-    event: Event = {"event_id": event_id, "event_time": iso_utc(record.get("eventTime"))}
+    # Built as a plain dict, in the order the fields are stored; tests/test_event_type.py holds its keys
+    # and their types to Event.
+    event: dict[str, Any] = {"event_id": event_id, "event_time": iso_utc(record.get("eventTime"))}
     for name, field in _COPIED:
         value = record.get(field)
         if value is not None and value != "":
@@ -72,7 +73,7 @@ def normalize(record: dict[str, Any], source: ObjectRef | None, catalog: Catalog
         event["source_object"] = ({"bucket": source.bucket, "key": source.key} if source.bucket is not None
                                   else {"key": source.key})
     event["ingested_at"] = ingested_at
-    return {name: value if name == "event_id" else redact_secrets(value) for name, value in event.items()}
+    return cast(Event, {name: value if name == "event_id" else redact_secrets(value) for name, value in event.items()})
 
 
 # -- secrets by shape -------------------------------------------------------------------------------
@@ -167,7 +168,7 @@ def _is_secret_value(value: Any) -> bool:
     return value not in (None, "", REDACTED) and not isinstance(value, bool)
 
 
-def normalize_actor(identity: dict[str, Any]) -> dict[str, Any]:
+def normalize_actor(identity: dict[str, Any]) -> Actor:
     """userIdentity -> the actor map; `name` is who a person would say did it."""
     context = _mapping(identity.get("sessionContext"))
     issuer = _mapping(context.get("sessionIssuer"))
@@ -188,7 +189,7 @@ def normalize_actor(identity: dict[str, Any]) -> dict[str, Any]:
     mfa = attributes.get("mfaAuthenticated")
     if mfa is not None:
         actor["mfa_authenticated"] = mfa is True or str(mfa).lower() == "true"
-    return {k: v for k, v in actor.items() if v is not None and v != ""}
+    return cast(Actor, {k: v for k, v in actor.items() if v is not None and v != ""})
 
 
 def iso_utc(value: Any) -> str:

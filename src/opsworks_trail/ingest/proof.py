@@ -10,9 +10,9 @@ A listed file not yet in the ledger is pending: the next digest of the chain (an
 again, and what is still absent then is a gap (MissingLogFiles). `opsworks-trail verify` does the same
 over any range of the bucket, and is the authority; this is the live alarm.
 
-Items (one table, keys derived from the digest's bucket and key, so a redelivery overwrites nothing):
-- digest record   pk=PROOF#<account>#<region>  sk=DIGEST#<end>#<bucket>/<key>
-- proof streams   pk=PROOF#STREAMS             sk=<account>#<region>   (what the report queries)
+Items (one table, keys derived from the digest's bucket and key, so a redelivery overwrites nothing; the
+formats are in opsworks_trail.keys): a digest record per digest, in its account-Region's partition, and
+the proof streams registry of those account-Regions (what the report queries).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ from opsworks_trail.ingest.digests import (
 from opsworks_trail.ingest.publickeys import PublicKeys
 from opsworks_trail.ingest.sources import s3_error
 from opsworks_trail.ingest.store import EventStore, Item
+from opsworks_trail.keys import PROOF_STREAMS_PK, digest_sk, file_key, stream_pk, stream_sk
 from opsworks_trail.model import ObjectRef, Outcome, Status, utc_now
 
-STREAMS_PK = "PROOF#STREAMS"
 GRACE = timedelta(minutes=30)
 """How long after a digest was recorded its pending files may still arrive before they are gaps."""
 
@@ -52,17 +52,13 @@ Fetch = Callable[[ObjectRef], tuple[bytes, Mapping[str, str]]]
 """An object's bytes and its user metadata (where S3 keeps a digest's signature)."""
 
 
-def stream_pk(account: str, region: str) -> str:
-    return f"PROOF#{account}#{region}"
-
-
 def digest_record_key(bucket: str, key: str, name: DigestName) -> Item:
-    return {"pk": stream_pk(name.account, name.region), "sk": f"DIGEST#{name.end}#{bucket}/{key}"}
+    return {"pk": stream_pk(name.account, name.region), "sk": digest_sk(name.end, bucket, key)}
 
 
 def file_state_key(bucket: str, key: str) -> Item:
     """The file state item the pipeline writes (opsworks_trail.ingest.store): the ledger entry of a log file."""
-    return {"pk": f"FILE#{bucket}/{key}", "sk": "FILE"}
+    return dict(file_key(bucket, key))
 
 
 def pack_files(files: Iterable[ListedLogFile]) -> Binary:
@@ -150,7 +146,7 @@ class DigestCheck:
         record["status"] = "verified" if trusted else "failed"
         record["findings"] = list(outcome.findings)
         self.store.put_item(record)
-        self.store.put_item({"pk": STREAMS_PK, "sk": f"{name.account}#{name.region}"})
+        self.store.put_item({"pk": PROOF_STREAMS_PK, "sk": stream_sk(name.account, name.region)})
         outcome.reason = (f"digest: {len(outcome.findings)} integrity finding(s); first: {outcome.findings[0]}"
                           if outcome.findings else
                           f"digest verified: {record['listed']} log file(s) listed, {len(record['pending'])} "

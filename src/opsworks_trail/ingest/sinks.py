@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from opsworks_trail.ingest.normalize import Event
+from opsworks_trail.event import Event
 from opsworks_trail.ingest.store import EventStore, ItemsRefused, event_items
 from opsworks_trail.model import ObjectRef, Outcome, Skip
 

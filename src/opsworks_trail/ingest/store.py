@@ -1,13 +1,9 @@
-"""The only module that talks to DynamoDB: the table's key design, batched idempotent writes, file state.
+"""The table writes (the only writer to DynamoDB): the items of an event, batched idempotent writes, file state.
 
-Keys (see README, "Table design"):
-- event           pk=EVENT#<event_id>        sk=EVENT            + GSI keys: by_actor, by_account, failed, writes
-- resource link   pk=RES#<type>#<id>         sk=<time>#<event_id> (a pointer to the event: its event_id)
-- file state      pk=FILE#<bucket>/<key>     sk=FILE              (+ failed_pk when it failed permanently)
-- relation        pk=RES#stack|server#<id>   sk=CHILD#<type>#<id> (a layer, instance, backup... it owns)
-- account         pk=ACCOUNTS                sk=<account_id>      (the accounts the indexes are keyed by)
-Every key is derived from the event or the object, so writing the same thing twice overwrites it with
-itself: a redelivered file or an event seen in two files stays one item.
+The items: an event, a link per resource it names, relations, the account registry, file state; their
+key formats are in opsworks_trail.keys (the reasons: README, "Table design"). Every key is derived from
+the event or the object, so writing the same thing twice overwrites it with itself: a redelivered file or
+an event seen in two files stays one item.
 
 One storage form that no content can make DynamoDB refuse: the event item holds the normalized event as
 one JSON document (`event`, a string; `event_zlib`, zlib-compressed binary, when large; the largest
@@ -18,7 +14,6 @@ escaped). Every key part taken from the record is kept short and encodable by `k
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import time
@@ -26,7 +21,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal, DecimalException
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import simplejson
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary, TypeDeserializer, TypeSerializer
@@ -34,6 +29,28 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from opsworks_trail.errors import IngestError, TransientError, Unstorable
+from opsworks_trail.event import Event, Resource
+from opsworks_trail.keys import (
+    ACCOUNTS_PK,
+    BY_ACCOUNT,
+    BY_ACTOR,
+    EVENT_SK,
+    FAILED,
+    FAILED_FILES,
+    FILE_PREFIX,
+    RESOURCE_PREFIX,
+    TABLE_KEYS,
+    TIME_SK,
+    WRITES,
+    actor_partition,
+    child_sk,
+    event_pk,
+    failed_file_time_sk,
+    file_key,
+    key_part,
+    resource_pk,
+    time_sk,
+)
 from opsworks_trail.model import ObjectRef, Outcome, utc_now
 
 Item = dict[str, Any]
@@ -53,17 +70,12 @@ COMPRESS_OVER = 32_000
 """A document longer than this is stored zlib-compressed (binary)."""
 MAX_DOCUMENT_BYTES = 350_000
 """DynamoDB refuses items over 400 KB; the keys of an item take at most a few KB more (see key_part)."""
-MAX_KEY_PART_BYTES = 512
-"""A key part from the record (event id, resource id, account, actor) longer than this, or not encodable
-as UTF-8, is replaced by its SHA-256 (DynamoDB keys hold 2048 / 1024 bytes)."""
 MAX_LINKS = 1000
 """Resource link items per event (stacks and servers first). Past this the event records
 `unlinked_resources` (how many of its `resources` have no link of their own): they stay in the event,
 found through its stack's or server's link, its actor, account or id. With the relation cap, one event
 writes at most ~2,000 small items besides itself (a few MB at most)."""
 MAX_RELATIONS = 1000
-FAILED_FILES = "FILE#FAILED"
-"""failed_pk of a permanently failed file: the `failed` index lists them for operators."""
 MAX_REASON_CHARS = 2000
 _BULKY = ("request_parameters", "response_elements")
 _RETRYABLE_CODES = frozenset({
@@ -105,54 +117,38 @@ class ItemsRefused(IngestError):
         self.refused = refused
 
 
-def key_part(text: str) -> str:
-    """A value from the record made fit for a key: itself when short and encodable, else `~sha256:<hex>`.
-    The same text always gives the same part (idempotent writes; queries compute it the same way)."""
-    try:
-        size = len(text.encode("utf-8"))
-    except UnicodeEncodeError:
-        size = MAX_KEY_PART_BYTES + 1
-    if size <= MAX_KEY_PART_BYTES:
-        return text
-    return "~sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def event_items(event: Item, retention_days: int | None = None) -> list[Item]:
+def event_items(event: Event, retention_days: int | None = None) -> list[Item]:
     """The event item, one small link item per resource it names (up to MAX_LINKS), its relation and
     account registry items."""
     resources = event.get("resources", [])
     if len(resources) > MAX_LINKS:
-        event = dict(event, unlinked_resources=len(resources) - MAX_LINKS)
+        event = {**event, "unlinked_resources": len(resources) - MAX_LINKS}
     event_key = key_part(event["event_id"])
-    time_sk = f"{event['event_time']}#{event_key}"
-    main: Item = {"pk": f"EVENT#{event_key}", "sk": "EVENT", "event_id": event_key, "time_sk": time_sk,
+    sort_key = time_sk(event["event_time"], event_key)
+    main: Item = {"pk": event_pk(event_key), "sk": EVENT_SK, "event_id": event_key, TIME_SK: sort_key,
                   **document(event)}
     actor_key = actor_partition(event.get("actor", {}))
     if actor_key:
-        main["actor_pk"] = key_part(actor_key)
+        main[BY_ACTOR.key] = key_part(actor_key)
     if event.get("account_id"):
         account = key_part(str(event["account_id"]))
-        main["account_pk"] = account
+        main[BY_ACCOUNT.key] = account
         if event.get("outcome") == "failure":
-            main["failed_pk"] = account
+            main[FAILED.key] = account
         if event.get("read_only") is False:
-            main["write_pk"] = account
+            main[WRITES.key] = account
     expiry: Item = {}
     if retention_days:
         moment = datetime.fromisoformat(event["event_time"].replace("Z", "+00:00")) + timedelta(days=retention_days)
         main["expires_at"] = int(moment.timestamp())
         expiry = {"expires_at": main["expires_at"]}
     linked = sorted(resources, key=lambda r: r["type"] not in PARENT_TYPES)[:MAX_LINKS]  # stacks, servers first
-    links = [{"pk": resource_pk(r["type"], r["id"]), "sk": time_sk, "event_id": event_key, **expiry}
+    links = [{"pk": resource_pk(r["type"], r["id"]), "sk": sort_key, "event_id": event_key, **expiry}
              for r in linked]
     return [main, *links, *relation_items(event, linked)]
 
 
-def resource_pk(rtype: str, rid: str) -> str:
-    return f"RES#{rtype}#{key_part(rid)}"
-
-
-def document(event: Item) -> Item:
+def document(event: Event) -> Item:
     """The event as the one attribute DynamoDB stores it in: JSON text, compressed when large, its largest
     fields left out (and named, with their compressed size) when even compressed it would not fit."""
     text = encode(event)
@@ -161,7 +157,8 @@ def document(event: Item) -> Item:
     packed = zlib.compress(text.encode("ascii"), 6)
     if len(packed) <= MAX_DOCUMENT_BYTES:
         return {PACKED: Binary(packed)}
-    kept, omitted = dict(event), {}
+    kept: dict[str, Any] = dict(event)
+    omitted: dict[str, int] = {}
     while len(packed) > MAX_DOCUMENT_BYTES:
         droppable = [name for name in kept if name not in ("event_id", "event_time")]
         if not droppable:
@@ -199,41 +196,20 @@ PARENT_TYPES = {"stack": frozenset({"layer", "instance", "app", "deployment", "c
 """Resources owned by one stack or server, with ids OpsWorks made: an event naming one belongs to its parent.
 External resources (Elastic IPs, load balancers, RDS, ECS clusters) move between stacks, and node names
 repeat across servers (every node call also names its server), so they are left out."""
-ACCOUNTS_PK = "ACCOUNTS"
-"""The registry of accounts seen: the `failed`, `writes` and `by_account` indexes are keyed by account."""
 
 
-def relation_items(event: Item, resources: list[Item] | None = None) -> list[Item]:
+def relation_items(event: Event, resources: list[Resource] | None = None) -> list[Item]:
     """Parent -> child items learnt from an event naming both (CreateLayer names the stack and the layer),
     so a stack's events include those naming only its layer (at most MAX_RELATIONS per event); and the
     event's account in the registry."""
     named = {(r["type"], r["id"]) for r in (event.get("resources", []) if resources is None else resources)}
     pairs = [(ptype, pid, ctype, cid) for ptype, pid in sorted(named) if ptype in PARENT_TYPES
              for ctype, cid in sorted(named) if ctype in PARENT_TYPES[ptype]][:MAX_RELATIONS]
-    items = [{"pk": resource_pk(ptype, pid), "sk": f"CHILD#{ctype}#{key_part(cid)}", "child_type": ctype,
+    items = [{"pk": resource_pk(ptype, pid), "sk": child_sk(ctype, cid), "child_type": ctype,
               "child_id": key_part(cid)} for ptype, pid, ctype, cid in pairs]
     if event.get("account_id"):
         items.append({"pk": ACCOUNTS_PK, "sk": key_part(str(event["account_id"]))})
     return items
-
-
-def actor_partition(actor: Item) -> str | None:
-    """by_actor key: the role behind an assumed-role session (every session of it), else the identity."""
-    if actor.get("type") == "AssumedRole" and actor.get("session_issuer_arn"):
-        return principal_key(str(actor["session_issuer_arn"]))
-    key = actor.get("arn") or actor.get("invoked_by")
-    return principal_key(str(key)) if key else None
-
-
-def principal_key(arn: str) -> str:
-    """A role's ARN without its path (role names are unique in an account; session ARNs carry no path):
-    arn:aws:iam::1:role/service-role/R and arn:aws:sts::1:assumed-role/R/session both give
-    arn:aws:iam::1:role/R. Any other ARN is its own key."""
-    head, sep, resource = arn.partition(":role/") if ":iam::" in arn else arn.partition(":assumed-role/")
-    if not sep:
-        return arn
-    name = resource.rsplit("/", 1)[-1] if sep == ":role/" else resource.split("/", 1)[0]
-    return f"{head.replace(':sts::', ':iam::')}:role/{name}"
 
 
 def json_number(value: Decimal) -> int | float:
@@ -241,35 +217,32 @@ def json_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
-def restore(item: Item) -> Item:
+def restore(item: Item) -> Event:
     """The normalized event from a stored event item: its document decoded. An item written before the
     document form (attributes, parameters compressed one by one) is read as it was written."""
     if DOCUMENT in item:
-        return dict(decode(item[DOCUMENT]))
+        return cast(Event, dict(decode(item[DOCUMENT])))
     if PACKED in item:
-        return dict(decode(zlib.decompress(bytes(item[PACKED])).decode("ascii")))
-    event = {k: v for k, v in item.items() if k not in _TABLE_KEYS}
+        return cast(Event, dict(decode(zlib.decompress(bytes(item[PACKED])).decode("ascii"))))
+    event = {k: v for k, v in item.items() if k not in TABLE_KEYS}
     for name in _BULKY:
         packed = event.pop(f"{name}_zlib", None)
         if packed is not None:
             event[name] = json.loads(zlib.decompress(bytes(packed)), parse_float=Decimal, parse_int=Decimal)
-    return event
+    return cast(Event, event)
 
 
 def linked_event(item: Item) -> str | None:
     """The pk of the event a resource link item points to; None for any other item."""
-    if str(item.get("pk", "")).startswith("RES#") and "event_id" in item and not is_event_item(item):
-        return f"EVENT#{item['event_id']}"
+    if str(item.get("pk", "")).startswith(RESOURCE_PREFIX) and "event_id" in item and not is_event_item(item):
+        return event_pk(str(item["event_id"]))
     return None
 
 
 def is_event_item(item: Item) -> bool:
     """An event item (not a link, relation, registry or file state item)."""
     return DOCUMENT in item or PACKED in item or (  # or one written before the document form
-        "event_id" in item and "event_time" in item and not str(item.get("pk", "")).startswith("FILE#"))
-
-
-_TABLE_KEYS = frozenset({"pk", "sk", "time_sk", "actor_pk", "account_pk", "failed_pk", "write_pk", "expires_at"})
+        "event_id" in item and "event_time" in item and not str(item.get("pk", "")).startswith(FILE_PREFIX))
 
 
 class EventStore:
@@ -337,7 +310,7 @@ class EventStore:
         found: dict[str, Item] = {}
         for keys in _batches(dict.fromkeys(event_pks), 100):
             request: dict[str, Any] = {self.table_name: {
-                "Keys": [serialize({"pk": pk, "sk": "EVENT"}) for pk in keys]}}
+                "Keys": [serialize({"pk": pk, "sk": EVENT_SK}) for pk in keys]}}
             started = self._clock()
             for attempt in range(self.max_attempts):
                 response = self._call("BatchGetItem", self.client.batch_get_item, RequestItems=request)
@@ -423,7 +396,8 @@ class EventStore:
         """A permanent failure, listed by `opsworks-trail failures` until a later success replaces it."""
         at = utc_now()
         state = dict(_file_key(ref), status="failed", bucket=ref.bucket, key=ref.key, at=at,
-                     reason=storable_text(reason), failed_pk=FAILED_FILES, time_sk=f"{at}#{ref.bucket}/{ref.key}")
+                     reason=storable_text(reason), failed_pk=FAILED_FILES,
+                     time_sk=failed_file_time_sk(at, ref.bucket, ref.key))
         if ref.etag:
             state["etag"] = ref.etag
         self._put(state)
@@ -447,7 +421,7 @@ class EventStore:
 
     def failed_files(self) -> Iterator[Item]:
         """Permanently failed files, oldest first."""
-        yield from self.query(IndexName="failed", KeyConditionExpression="failed_pk = :p",
+        yield from self.query(IndexName=FAILED.name, KeyConditionExpression=f"{FAILED.key} = :p",
                               ExpressionAttributeValues={":p": {"S": FAILED_FILES}})
 
     def query(self, **kwargs: Any) -> Iterator[Item]:
@@ -523,7 +497,7 @@ def _error_text(exc: Exception) -> str:
 
 
 def _file_key(ref: ObjectRef) -> Item:
-    return {"pk": f"FILE#{ref.bucket}/{ref.key}", "sk": "FILE"}
+    return dict(file_key(ref.bucket, ref.key))
 
 
 def _unique_by_key(items: Iterable[Item]) -> Iterator[Item]:

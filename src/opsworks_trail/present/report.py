@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from opsworks_trail.event import Event
 from opsworks_trail.ingest.store import PARENT_TYPES
+from opsworks_trail.present.tables import aligned_columns
 from opsworks_trail.read.actors import who
 from opsworks_trail.read.verify import StreamReport
-
-Event = dict[str, Any]
 
 STACKS_EOL = date(2024, 5, 26)
 CM_EOL = {"ChefAutomate": date(2024, 5, 5), "Puppet": date(2024, 3, 31)}
@@ -222,13 +222,6 @@ def render_text(report: Report) -> str:
         lines.append(f"  {target.label}, EOL {target.eol_note}: {caller.name} ({caller.how}, {caller.account}) "
                      f"{caller.after_eol} call(s), last {caller.last}; agents: {agents}")
     return "\n".join(lines) + "\n"
-
-
-def aligned_columns(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """Plain aligned columns, two spaces apart; the last is not padded (it is the long one)."""
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True)), row[-1]]).rstrip()
-            for row in [header, *rows]]
 
 
 # -- HTML -----------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opsworks_trail.ingest.store import principal_key
+from opsworks_trail.keys import principal_key
 
 _SSO_PREFIX = "AWSReservedSSO_"
 

@@ -18,21 +18,28 @@ from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
-from opsworks_trail.ingest.store import (
+from opsworks_trail.event import Event
+from opsworks_trail.ingest.store import PARENT_TYPES, EventStore, is_event_item, linked_event, restore
+from opsworks_trail.keys import (
     ACCOUNTS_PK,
-    PARENT_TYPES,
-    EventStore,
+    BY_ACCOUNT,
+    BY_ACTOR,
+    CHILD_PREFIX,
+    EVENT_SK,
+    FAILED,
+    PK,
+    SK,
+    WRITES,
+    Index,
     actor_partition,
-    is_event_item,
+    event_pk,
     key_part,
-    linked_event,
     principal_key,
     resource_pk,
-    restore,
+    time_sk,
 )
 from opsworks_trail.read.actors import matches
 
-Event = dict[str, Any]
 Resource = tuple[str, str]
 
 LINKS_PER_FETCH = 100
@@ -64,8 +71,8 @@ class UnknownName(LookupError):
 
 
 def time_key(event: Event) -> str:
-    """The event's place in every time-ordered partition: its `time_sk`."""
-    return f"{event['event_time']}#{event['event_id']}"
+    """The event's place in every time-ordered partition: its `time_sk`, as stored (a long id hashed)."""
+    return time_sk(event["event_time"], event["event_id"])
 
 
 def resume_token(event: Event, newest_first: bool) -> str:
@@ -132,14 +139,14 @@ class EventQueries:
 
     def by_id(self, event_id: str) -> Event | None:
         items = self.store.query(KeyConditionExpression="pk = :p AND sk = :s",
-                                 ExpressionAttributeValues={":p": {"S": f"EVENT#{key_part(event_id)}"},
-                                                            ":s": {"S": "EVENT"}})
+                                 ExpressionAttributeValues={":p": {"S": event_pk(event_id)},
+                                                            ":s": {"S": EVENT_SK}})
         return next(self._events(items), None)
 
     def for_resource(self, rtype: str, rid: str, since: str | None = None, until: str | None = None, *,
                      newest_first: bool = False) -> Iterator[Event]:
         """Events naming this resource (its link items)."""
-        return self._events(self._range(None, "pk", resource_pk(rtype, rid), "sk", since, until, newest_first))
+        return self._events(self._range(None, resource_pk(rtype, rid), since, until, newest_first))
 
     def for_stack(self, stack_id: str, since: str | None = None, until: str | None = None, *,
                   newest_first: bool = False) -> Iterator[Event]:
@@ -155,26 +162,25 @@ class EventQueries:
                  newest_first: bool = False) -> Iterator[Event]:
         """A role ARN (any path) gives every session of the role; an assumed-role session ARN only that
         session; a user, root, federated-user ARN or a service name (opsworks.amazonaws.com) itself."""
-        items = self._events(self._range("by_actor", "actor_pk", key_part(principal_key(arn)), "time_sk",
-                                         since, until, newest_first))
+        items = self._events(self._range(BY_ACTOR, key_part(principal_key(arn)), since, until,
+                                         newest_first))
         if ":assumed-role/" in arn:
             return (e for e in items if e.get("actor", {}).get("arn") == arn)
         return items
 
     def by_account(self, account: str, since: str | None = None, until: str | None = None, *,
                    newest_first: bool = False) -> Iterator[Event]:
-        return self._events(self._range("by_account", "account_pk", key_part(account), "time_sk", since, until,
-                                        newest_first))
+        return self._events(self._range(BY_ACCOUNT, key_part(account), since, until, newest_first))
 
     def failed(self, account: str | None = None, since: str | None = None,
                until: str | None = None, *, newest_first: bool = False) -> Iterator[Event]:
         """Failed calls (errorCode or errorMessage) of one account, or of every account seen."""
-        return self._per_account("failed", "failed_pk", account, since, until, newest_first)
+        return self._per_account(FAILED, account, since, until, newest_first)
 
     def writes(self, account: str | None = None, since: str | None = None,
                until: str | None = None, *, newest_first: bool = False) -> Iterator[Event]:
         """Mutating calls (readOnly false) of one account, or of every account seen."""
-        return self._per_account("writes", "write_pk", account, since, until, newest_first)
+        return self._per_account(WRITES, account, since, until, newest_first)
 
     def all_events(self, since: str | None = None, until: str | None = None, *,
                    newest_first: bool = False) -> Iterator[Event]:
@@ -236,7 +242,7 @@ class EventQueries:
         """What a stack or server owns, as learnt from events naming both (CreateLayer, CreateInstance...)."""
         items = self.store.query(KeyConditionExpression="pk = :p AND begins_with(sk, :c)",
                                  ExpressionAttributeValues={":p": {"S": resource_pk(ptype, pid)},
-                                                            ":c": {"S": "CHILD#"}})
+                                                            ":c": {"S": CHILD_PREFIX}})
         return [(str(item["child_type"]), str(item["child_id"])) for item in items]
 
     # -- combined --------------------------------------------------------------------------------------
@@ -315,23 +321,24 @@ class EventQueries:
     def _scope(self, ptype: str, pid: str) -> set[Resource]:
         return {(ptype, key_part(pid)), *(r for r in self.children(ptype, pid) if r[0] in PARENT_TYPES[ptype])}
 
-    def _per_account(self, index: str, key: str, account: str | None, since: str | None,
+    def _per_account(self, index: Index, account: str | None, since: str | None,
                      until: str | None, newest_first: bool = False) -> Iterator[Event]:
         accounts = [account] if account else self.accounts()
-        return _merge([self._events(self._range(index, key, key_part(a), "time_sk", since, until, newest_first))
+        return _merge([self._events(self._range(index, key_part(a), since, until, newest_first))
                        for a in accounts], newest_first)
 
-    def _range(self, index: str | None, key: str, value: str, sort_key: str, since: str | None,
-               until: str | None, newest_first: bool = False) -> Iterator[dict[str, Any]]:
-        """One partition between two times; the bounds also keep out non-event items (CHILD#..., FILE)."""
+    def _range(self, index: Index | None, value: str, since: str | None, until: str | None,
+               newest_first: bool = False) -> Iterator[dict[str, Any]]:
+        """One partition of an index (None: the table's own pk and sk) between two times; the bounds also
+        keep out non-event items (CHILD#..., FILE)."""
         kwargs: dict[str, Any] = {
             "KeyConditionExpression": "#k = :k AND #s BETWEEN :lo AND :hi",
-            "ExpressionAttributeNames": {"#k": key, "#s": sort_key},
+            "ExpressionAttributeNames": {"#k": index.key if index else PK, "#s": index.sort_key if index else SK},
             "ExpressionAttributeValues": {":k": {"S": value}, ":lo": {"S": since or _LOWEST},
                                           ":hi": {"S": (until or _HIGHEST) + _AFTER}},
         }
         if index:
-            kwargs["IndexName"] = index
+            kwargs["IndexName"] = index.name
         if newest_first:
             kwargs["ScanIndexForward"] = False
         return self.store.query(**kwargs)

@@ -39,6 +39,7 @@ from opsworks_trail.ingest.logfile import decompressed_chunks
 from opsworks_trail.ingest.proof import Fetch, ledger_of
 from opsworks_trail.ingest.publickeys import PublicKeys
 from opsworks_trail.ingest.store import EventStore, Item
+from opsworks_trail.keys import DIGEST_PREFIX, PROOF_STREAMS_PK, parse_stream_sk, stream_pk
 from opsworks_trail.model import BinaryStream, ObjectRef
 
 GRACE = timedelta(hours=1)
@@ -353,13 +354,13 @@ def by_account_region(reports: Iterable[StreamReport]) -> Iterator[StreamReport]
 def coverage_from_table(store: EventStore) -> list[StreamReport]:
     """What the function verified, per account and Region, from its digest records (Queries only)."""
     streams: dict[tuple[str, str], StreamReport] = defaultdict(lambda: StreamReport("", ""))
-    registry = store.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "PROOF#STREAMS"}})
+    registry = store.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": PROOF_STREAMS_PK}})
     for entry in registry:
-        account, _, region = str(entry["sk"]).partition("#")
+        account, region = parse_stream_sk(str(entry["sk"]))
         stream = streams[(account, region)] = StreamReport(account, region)
         records = store.query(KeyConditionExpression="pk = :p AND begins_with(sk, :d)",
-                              ExpressionAttributeValues={":p": {"S": f"PROOF#{account}#{region}"},
-                                                         ":d": {"S": "DIGEST#"}})
+                              ExpressionAttributeValues={":p": {"S": stream_pk(account, region)},
+                                                         ":d": {"S": DIGEST_PREFIX}})
         for record in records:
             stream.digests += 1
             stream.backfill += bool(record.get("backfill"))
