@@ -15,7 +15,9 @@ Command line::
     python -m workshop.synthetic bucket DIR [--seed N] [--files N] [--org] [--manifest PATH]
     python -m workshop.synthetic large FILE [--mb 64] [--opsworks-fraction 0.01] [--seed N]
 
-Standard library only; :func:`upload_to_s3` takes a boto3 S3 client from the caller.
+What the records say (people and roles, other services' calls, the OpsWorks story) is data in
+``workshop/sample_data/*.yaml``, filled in by :mod:`workshop.sample_data.script`; this module lays
+out the bucket and writes the manifest. :func:`upload_to_s3` takes a boto3 S3 client from the caller.
 """
 
 from __future__ import annotations
@@ -467,8 +469,9 @@ def _template_pool(
     for i, account in enumerate(DEFAULT_ACCOUNTS):
         stack = {"name": f"bench{i}", "by": "deploy-automation", "at": (0.1,) * 7}
         server = {"name": f"bench-cm{i}", "engine": ("ChefAutomate", "Puppet")[i], "at": (0.1,) * 5}
-        for s in script.story("stack", account, REGIONS[i], stack) + script.story("server", account, REGIONS[i], server):
-            ops += s.records
+        for story, params in (("stack", stack), ("server", server)):
+            for s in script.story(story, account, REGIONS[i], params):
+                ops += s.records
     others = []
     for _ in range(400):
         account, region = rng.choice(DEFAULT_ACCOUNTS), rng.choice(REGIONS)

@@ -76,7 +76,7 @@ class Script:
         self.generators = self._generators()
         actors = load("actors")
         for account in records.accounts:
-            frame = self._frame({"account": account})
+            frame = self.frame({"account": account})
             self._let(actors["per_account"], frame)
             records.actors[account] = [self._actor(entry, frame) for entry in actors["people_and_roles"]]
 
@@ -84,7 +84,7 @@ class Script:
     def story(self, name: str, account: str, region: str, params: Mapping[str, Any]) -> list[Session]:
         """One story of ``stories.yaml``: its sessions, each on its own clock at ``params["at"][i]``."""
         story = self.stories[name]
-        frame = self._frame({**params, **story.get("tables", {}), "account": account, "region": region})
+        frame = self.frame({**params, **story.get("tables", {}), "account": account, "region": region})
         self._let(story.get("let", {}), frame)
         sessions = []
         for i, steps in enumerate(story["sessions"]):
@@ -99,7 +99,7 @@ class Script:
         self, procedure: str, account: str, region: str, at: datetime, which: int | None = None
     ) -> list[Json]:
         """The records a procedure of ``services.yaml`` writes for calls at ``at``."""
-        frame = self._frame({"account": account, "region": region, "at": at}, clock=lambda: at)
+        frame = self.frame({"account": account, "region": region, "at": at}, clock=lambda: at)
         self.run([{"do": procedure, "which": which}], frame)
         return frame.records
 
@@ -213,11 +213,11 @@ class Script:
         return node
 
     def _text(self, text: str, frame: Frame) -> Any:
+        if "${" not in text:
+            return text
         whole = _PLACEHOLDER.fullmatch(text)
         if whole:
             return self._value(whole.group(1), frame)
-        if "${" not in text:
-            return text
         return _PLACEHOLDER.sub(lambda m: str(self._value(m.group(1), frame)), text)
 
     def _value(self, expr: str, frame: Frame) -> Any:
@@ -303,7 +303,8 @@ class Script:
             "service_role": lambda f, a: r.service_role(f.vars["account"], a[0], a[1]),
         }
 
-    def _frame(self, variables: Mapping[str, Any], clock: Clock = _no_clock) -> Frame:
+    def frame(self, variables: Mapping[str, Any], clock: Clock = _no_clock) -> Frame:
+        """A frame holding ``variables`` (at least ``account``), with its own record lists."""
         return Frame(ChainMap(dict(variables)), clock, [], [])
 
     def _actor(self, entry: Mapping[str, Any], frame: Frame) -> Actor:
