@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from workshop.sample_data import load
-from workshop.sample_data.records import Records
+from workshop.sample_data.records import RecordMaker
 from workshop.sample_data.script import Script
 from workshop.synthetic import (
     DEFAULT_ACCOUNTS,
@@ -381,7 +381,7 @@ def test_every_action_the_story_uses_is_in_the_catalog_with_its_read_only_flag()
 @given(seed=st.integers(min_value=0, max_value=2**32))
 def test_for_any_seed_story_records_name_every_resource_the_catalog_knows(seed: int) -> None:
     """Catalog resource parameters in a story's records are in its manifest resources (RESOURCE_KEYS agrees)."""
-    script = Script(Records(Random(seed), DEFAULT_ACCOUNTS, DEFAULT_START, 30))
+    script = Script(RecordMaker(Random(seed), DEFAULT_ACCOUNTS, DEFAULT_START, 30))
     sessions = script.story("stack", DEFAULT_ACCOUNTS[0], "us-east-1", {"name": "s", "by": "alice", "at": [0.1] * 7})
     for engine in ("ChefAutomate", "Puppet"):
         sessions += script.story("server", DEFAULT_ACCOUNTS[1], "eu-west-1",
@@ -404,6 +404,6 @@ def test_for_any_seed_story_records_name_every_resource_the_catalog_knows(seed: 
 
 
 def test_a_variable_may_not_hide_a_generator() -> None:
-    script = Script(Records(Random(1), DEFAULT_ACCOUNTS, DEFAULT_START, 30))
+    script = Script(RecordMaker(Random(1), DEFAULT_ACCOUNTS, DEFAULT_START, 30))
     with pytest.raises(ValueError, match="hide the generator"):
         script.run([{"let": {"uuid": "x"}}], script.frame({"account": DEFAULT_ACCOUNTS[0]}))

@@ -36,7 +36,7 @@ from random import Random
 from typing import Any
 
 from workshop.sample_data import load
-from workshop.sample_data.records import SECRET_MARKER, Records, fmt
+from workshop.sample_data.records import SECRET_MARKER, RecordMaker, fmt
 from workshop.sample_data.script import Script, Session
 from workshop.sample_digests import demo_signer, write_signed_digests
 
@@ -215,11 +215,11 @@ def _account_prefix(account: str, org: str | None) -> str:
 
 
 def _log_key(
-    g: Records, account: str, region: str, delivered: datetime, org: str | None, prefix: str = ""
+    maker: RecordMaker, account: str, region: str, delivered: datetime, org: str | None, prefix: str = ""
 ) -> str:
     return (
         f"{prefix}{_account_prefix(account, org)}CloudTrail/{region}/{delivered:%Y/%m/%d}/"
-        f"{account}_CloudTrail_{region}_{delivered:%Y%m%dT%H%MZ}_{g.token(16)}.json.gz"
+        f"{account}_CloudTrail_{region}_{delivered:%Y%m%dT%H%MZ}_{maker.token(16)}.json.gz"
     )
 
 
@@ -250,8 +250,8 @@ def write_sample_bucket(
     if days < 1 or not accounts:
         raise ValueError("days must be >= 1 and accounts not empty")
     rng = Random(seed)
-    g = Records(rng, accounts, start, days)
-    script = Script(g)
+    maker = RecordMaker(rng, accounts, start, days)
+    script = Script(maker)
     org = organization_id
     acct = list(accounts)
 
@@ -287,7 +287,7 @@ def write_sample_bucket(
         prefix = CUSTOM_PREFIX if i == 3 else ""  # one OpsWorks file under the prefix with ' ' and '+'
         records = s.records + s.lookalikes + fill(s.account, s.region, delivered, filler_count())
         lookalike_ids += [r["eventID"] for r in s.lookalikes]
-        log_files.append((_log_key(g, s.account, s.region, delivered, org, prefix), records))
+        log_files.append((_log_key(maker, s.account, s.region, delivered, org, prefix), records))
 
     # redelivery: one whole session again in a later file, and one single event
     dup_ids: list[str] = []
@@ -301,21 +301,21 @@ def write_sample_bucket(
             s.account, s.region, delivered, filler_count()
         )
         dup_ids += [r["eventID"] for r in ops]
-        log_files.append((_log_key(g, s.account, s.region, delivered, org), records))
+        log_files.append((_log_key(maker, s.account, s.region, delivered, org), records))
 
-    span = int((g.end - g.start).total_seconds())
+    span = int((maker.end - maker.start).total_seconds())
     n_filler = files - len(log_files)
     for i in range(n_filler):
         account = rng.choice(acct)
         region = rng.choice(REGIONS)
-        delivered = _floor5(g.start + timedelta(seconds=rng.randrange(span)))
+        delivered = _floor5(maker.start + timedelta(seconds=rng.randrange(span)))
         records = fill(account, region, delivered, filler_count())
         if rng.random() < 0.04:
             la = script.one("lookalike", account, region, delivered - timedelta(seconds=rng.randint(30, 600)))
             records.append(la)
             lookalike_ids.append(la["eventID"])
         prefix = CUSTOM_PREFIX if i < 2 else ""
-        log_files.append((_log_key(g, account, region, delivered, org, prefix), records))
+        log_files.append((_log_key(maker, account, region, delivered, org, prefix), records))
 
     # 3. write them
     root.mkdir(parents=True, exist_ok=True)
@@ -397,12 +397,12 @@ def _write(root: Path, key: str, body: bytes) -> None:
 def _insight(script: Script, account: str, org: str | None) -> tuple[str, bytes]:
     """An Insights file about OpsWorks call rates: mentions OpsWorks, yet is no log file to ingest."""
     region = "us-east-1"
-    ts = script.r.start + timedelta(days=1, hours=13, minutes=5)
+    ts = script.maker.start + timedelta(days=1, hours=13, minutes=5)
     recs = script.records("insight", account, region, ts)
     delivered = ts + timedelta(minutes=15)
     key = (
         f"{_account_prefix(account, org)}CloudTrail-Insight/{region}/{ts:%Y/%m/%d}/"
-        f"{account}_CloudTrail-Insight_{region}_{delivered:%Y%m%dT%H%MZ}_{script.r.token(16)}.json.gz"
+        f"{account}_CloudTrail-Insight_{region}_{delivered:%Y%m%dT%H%MZ}_{script.maker.token(16)}.json.gz"
     )
     return key, _dump(recs)
 
@@ -464,7 +464,7 @@ def _template_pool(
 ) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str, str]]]:
     """(OpsWorks templates, other templates) rendered from the same builders as the bucket."""
     rng = Random(seed)
-    script = Script(Records(rng, DEFAULT_ACCOUNTS, start, 1))
+    script = Script(RecordMaker(rng, DEFAULT_ACCOUNTS, start, 1))
     ops: list[Json] = []
     for i, account in enumerate(DEFAULT_ACCOUNTS):
         stack = {"name": f"bench{i}", "by": "deploy-automation", "at": (0.1,) * 7}

@@ -63,7 +63,7 @@ def java_date(ts: datetime) -> str:
     return f"{ts:%b} {ts.day}, {ts.year} {hour}:{ts:%M:%S} {'AM' if ts.hour < 12 else 'PM'}"
 
 
-class Records:
+class RecordMaker:
     """Seeded builders for ids, identities and records; one per generated bucket or file.
 
     ``actors`` (each account's people and roles) is filled in by the script that owns the tables.

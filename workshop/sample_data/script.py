@@ -2,7 +2,7 @@
 
 The template language and the steps are described in :mod:`workshop.sample_data`. One
 :class:`Script` serves one generated bucket or file; every random draw goes through its
-:class:`~workshop.sample_data.records.Records`, in the order the templates are written.
+:class:`~workshop.sample_data.records.RecordMaker`, in the order the templates are written.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from workshop.sample_data import load
-from workshop.sample_data.records import AGENTS, Actor, Json, Records, fmt, java_date
+from workshop.sample_data.records import AGENTS, Actor, Json, RecordMaker, fmt, java_date
 
 Clock = Callable[[], datetime]
 Generator = Callable[["Frame", list[str]], Any]
@@ -47,8 +47,9 @@ class Frame:
     records: list[Json]
     lookalikes: list[Json]
 
-    def child(self, **changes: Any) -> Frame:
-        return dataclasses.replace(self, vars=self.vars.new_child(), **changes)
+    def child(self) -> Frame:
+        """A frame whose new variables are its own, seeing this one's."""
+        return dataclasses.replace(self, vars=self.vars.new_child())
 
 
 def _no_clock() -> datetime:
@@ -66,19 +67,19 @@ def _merge(base: Any, update: Any) -> Any:
 
 
 class Script:
-    """The sample data's stories, noise and look-alikes, played with one seeded :class:`Records`."""
+    """The sample data's stories, noise and look-alikes, played with one seeded :class:`RecordMaker`."""
 
-    def __init__(self, records: Records) -> None:
-        self.r = records
+    def __init__(self, maker: RecordMaker) -> None:
+        self.maker = maker
         stories, services = load("stories"), load("services")
         self.stories: Mapping[str, Any] = stories["stories"]
         self.procedures: Mapping[str, Any] = {**services["procedures"], **stories["procedures"]}
         self.generators = self._generators()
         actors = load("actors")
-        for account in records.accounts:
+        for account in maker.accounts:
             frame = self.frame({"account": account})
             self._let(actors["per_account"], frame)
-            records.actors[account] = [self._actor(entry, frame) for entry in actors["people_and_roles"]]
+            maker.actors[account] = [self._actor(entry, frame) for entry in actors["people_and_roles"]]
 
     # what the sample data's callers use -----------------------------------------------------------
     def story(self, name: str, account: str, region: str, params: Mapping[str, Any]) -> list[Session]:
@@ -111,7 +112,7 @@ class Script:
 
     def clock(self, frac: float) -> Clock:
         """A session clock: starts at ``frac`` of the window, each call advances 5-90 seconds."""
-        r = self.r
+        r = self.maker
         span = (r.end - r.start).total_seconds()
         t = [r.start + timedelta(seconds=int(span * frac) + r.rng.randint(0, 1800))]
 
@@ -128,7 +129,7 @@ class Script:
             if "let" in step:
                 self._let(step["let"], frame)
             elif "call" in step:
-                (frame.lookalikes if step.get("lookalike") else frame.records).append(self._call(step, frame))
+                frame.records.append(self._call(step, frame))
             elif "record" in step:
                 frame.records.append(self.fill(step["record"], frame))
             elif "each" in step:
@@ -150,12 +151,12 @@ class Script:
 
     def _call(self, step: Json, frame: Frame) -> Json:
         """One API call as CloudTrail records it; its arguments are filled before the clock ticks."""
-        args = {k: self.fill(v, frame) for k, v in step.items() if k not in ("call", "drop", "lookalike")}
+        args = {k: self.fill(v, frame) for k, v in step.items() if k not in ("call", "drop")}
         who = args.pop("who", frame.vars.get("main"))
-        actor = who if isinstance(who, Actor) else self.r.actor(frame.vars["account"], who)
+        actor = who if isinstance(who, Actor) else self.maker.actor(frame.vars["account"], who)
         at = args.pop("at") if "at" in args else frame.clock()
         error = args.pop("error", None)
-        record = self.r.record(
+        record = self.maker.record(
             actor,
             at,
             args.pop("source", frame.vars.get("source")),
@@ -192,9 +193,9 @@ class Script:
         if which is not None:
             kind = kinds[which % len(kinds)]
         elif all("weight" in k for k in kinds):
-            kind = self.r.rng.choices(kinds, weights=[k["weight"] for k in kinds])[0]
+            kind = self.maker.rng.choices(kinds, weights=[k["weight"] for k in kinds])[0]
         else:
-            kind = kinds[self.r.rng.randrange(len(kinds))]
+            kind = kinds[self.maker.rng.randrange(len(kinds))]
         self._let(procedure.get("let", {}), inner)
         self.run(kind["steps"], inner)
 
@@ -253,7 +254,7 @@ class Script:
         if directive == "$fill":
             return self.fill(self.fill(arg, frame), frame)
         if directive == "$maybe":
-            return self.fill(arg["then"] if self.r.rng.random() < arg["chance"] else arg["else"], frame)
+            return self.fill(arg["then"] if self.maker.rng.random() < arg["chance"] else arg["else"], frame)
         if directive == "$actor":
             changes = {k: self.fill(v, frame) for k, v in arg.items()}
             base = changes.pop("from")
@@ -266,7 +267,7 @@ class Script:
         return at + timedelta(seconds=int(args[1])) if len(args) > 1 else at
 
     def _generators(self) -> dict[str, Generator]:
-        r, rng = self.r, self.r.rng
+        r, rng = self.maker, self.maker.rng
 
         def integer(_: Frame, a: list[str]) -> int | str:
             n = rng.randint(int(a[0]), int(a[1]))
