@@ -8,10 +8,18 @@ import json
 import re
 from collections import defaultdict
 from pathlib import Path
+from random import Random
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from workshop.sample_data import load
+from workshop.sample_data.records import RecordMaker
+from workshop.sample_data.script import Script
 from workshop.synthetic import (
+    DEFAULT_ACCOUNTS,
+    DEFAULT_START,
     LOOKALIKE_MARKER,
     OPSWORKS_SOURCES,
     SECRET_MARKER,
@@ -314,3 +322,88 @@ def test_command_line_writes_bucket_and_manifest(tmp_path: Path, capsys: pytest.
     assert summary["files"] == m.files == FILES and summary["opsworks_events"] == m.opsworks_events
     assert main(["large", str(tmp_path / "l.json.gz"), "--mb", "0.5", "--opsworks-fraction", "0.01"]) == 0
     assert json.loads(capsys.readouterr().out)["uncompressed_bytes"] >= 512 * 1024
+
+
+# -- the data files (workshop/sample_data) ------------------------------------------------------------
+
+CATALOG = json.loads((Path(__file__).parents[1] / "src/opsworks_trail/ingest/catalog.json").read_text())
+
+
+def steps_in(node: Any) -> list[dict[str, Any]]:
+    """Every step (a map with call, do, record, let or each) anywhere in a story or procedure."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict):
+        if node.keys() & {"call", "do", "record", "let", "each"}:
+            found.append(node)
+        for value in node.values():
+            found += steps_in(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += steps_in(value)
+    return found
+
+
+def test_the_data_files_name_only_stories_procedures_and_people_that_exist() -> None:
+    stories, services, actors = load("stories"), load("services"), load("actors")
+    procedures = services["procedures"] | stories["procedures"]
+    cast = stories["cast"]["every_300_files"] + stories["cast"]["once"]
+    assert {part["story"] for part in cast} == set(stories["stories"])
+    for part in cast:
+        assert len(part["at"]) == len(stories["stories"][part["story"]]["sessions"]), part
+    steps = steps_in(stories) + steps_in(services)
+    assert {s["do"] for s in steps if "do" in s} <= set(procedures)
+    sso = actors["per_account"]["sso_role"].split("$")[0]
+    people = {sso if a["name"] == "${sso_role}" else a["name"] for a in actors["people_and_roles"]}
+    callers = {s["who"] for s in steps if "call" in s and "${" not in s.get("who", "${")}
+    for story in stories["stories"].values():
+        callers |= {v for k, v in story["let"].items() if k in ("main", "person", "operator", "node_agent")}
+    callers -= {"${by}"}
+    assert callers and all(any(p.startswith(c) for p in people) for c in callers), callers
+    groups = {g for a in actors["people_and_roles"] for g in a["agents"]}
+    assert groups <= set(actors["agents"])
+
+
+def test_every_action_the_story_uses_is_in_the_catalog_with_its_read_only_flag() -> None:
+    stories = load("stories")["stories"]
+    used = set()
+    for name in ("stack", "server"):
+        source = stories[name]["let"]["source"]
+        for step in steps_in(stories[name]):
+            if "call" in step:
+                used.add(step["call"])
+                action = CATALOG["services"][source]["actions"].get(step["call"])
+                assert action is not None, f"{source} {step['call']} is not in catalog.json"
+                assert action["read_only"] == step.get("ro", False), f"{step['call']} read_only"
+    assert {"CreateStack", "DeleteStack", "CreateServer", "DeleteServer"} <= used  # the walk saw both stories
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32))
+def test_for_any_seed_story_records_name_every_resource_the_catalog_knows(seed: int) -> None:
+    """Catalog resource parameters in a story's records are in its manifest resources (RESOURCE_KEYS agrees)."""
+    script = Script(RecordMaker(Random(seed), DEFAULT_ACCOUNTS, DEFAULT_START, 30))
+    sessions = script.story("stack", DEFAULT_ACCOUNTS[0], "us-east-1", {"name": "s", "by": "alice", "at": [0.1] * 7})
+    for engine in ("ChefAutomate", "Puppet"):
+        sessions += script.story("server", DEFAULT_ACCOUNTS[1], "eu-west-1",
+                                 {"name": "c", "engine": engine, "at": [0.2] * 5})
+    records = [r for s in sessions for r in s.records]
+    assert {r["eventSource"] for r in records} == set(OPSWORKS_SOURCES)
+    assert all(la["eventSource"] not in OPSWORKS_SOURCES for s in sessions for la in s.lookalikes)
+    for record in records:
+        action = CATALOG["services"][record["eventSource"]]["actions"][record["eventName"]]
+        found = set(resources_of(record))
+        for part in ("request", "response"):
+            body = record["requestParameters" if part == "request" else "responseElements"] or {}
+            for path, kind in action[part].items():
+                value: Any = body
+                for key in path.split("."):
+                    value = value.get(key) if isinstance(value, dict) else None
+                for item in value if isinstance(value, list) else [value]:
+                    if isinstance(item, str):
+                        assert (kind, item) in found, (record["eventName"], path)
+
+
+def test_a_variable_may_not_hide_a_generator() -> None:
+    script = Script(RecordMaker(Random(1), DEFAULT_ACCOUNTS, DEFAULT_START, 30))
+    with pytest.raises(ValueError, match="hide the generator"):
+        script.run([{"let": {"uuid": "x"}}], script.frame({"account": DEFAULT_ACCOUNTS[0]}))

@@ -1,6 +1,12 @@
-"""The workshop: what serves development, never installed (pyproject installs src/opsworks_trail only).
+"""The workshop: developer tools that live beside the product and are never installed with it.
 
-The demo (`make demo`: demo.py), the sample trail generator (synthetic.py, signed digests: sample_digests.py),
-the in-process invoker (`make invoke`: invoke.py) and template.yaml read as data (template.py). The tests,
-`bench/` and the Makefile may import it; the package may not (an import contract checks it).
+- ``demo`` (``make demo``): the whole flow on a generated sample bucket, locally.
+- ``synthetic`` and ``sample_data/``: the sample trail bucket and large trail files, generated from
+  data (people and roles, other services' calls, the OpsWorks story) by a small program;
+  ``sample_digests`` signs and chains the bucket's digest files with a demo key.
+- ``invoke`` (``make invoke``): the Lambda handler run in-process against moto.
+- ``template``: reads ``template.yaml`` from the checkout.
+
+Tests, the benchmark (``bench/``) and make targets may import the workshop; ``src/opsworks_trail``
+never does, since the wheel does not ship it.
 """
