@@ -12,5 +12,5 @@
     digests, publickeys, proof   digest files: parsed, signature checked, compared with the ledger
     pipeline    one object in, one Outcome out, through the steps above
 
-May import the base (model, errors, settings) and libraries; never read/, present/, cli/ or handlers/.
+May import the base (event, keys, model, errors, settings) and libraries; never read/, present/, cli/ or handlers/.
 """
