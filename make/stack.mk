@@ -43,7 +43,7 @@ build: $(SAM_TOOLS_STAMP) $(STAMP) ## Build the Lambda package (make/lambda: arm
 
 validate: $(SAM_TOOLS_STAMP) $(STAMP) ## sam validate --lint, cfn-lint on the SAM and translated templates, checkov
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(STACK_LINT_REGION)} $(SAM) validate --lint --template-file template.yaml
-	$(STACK_PYTHON) tests/template_schema.py $(STACK_TRANSLATED)
+	PYTHONPATH=. $(STACK_PYTHON) tests/template_schema.py $(STACK_TRANSLATED)  # workshop/ (the template reader) is not installed
 	$(STACK_CFN_LINT) --regions $(STACK_LINT_REGION) -- template.yaml $(STACK_TRANSLATED)
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(CHECKOV) --quiet --compact --skip-download --framework cloudformation -f $(STACK_TRANSLATED)
