@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 pytest_plugins = ["ddb_local_plugin", "package_plugin", "browser_plugin"]
 
@@ -102,3 +103,16 @@ def needs_shared(path: str) -> Path:
     if not full.exists():
         pytest.skip(f"../shared/{path} is not present")
     return full
+
+
+@pytest.fixture(scope="module")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server on loopback, for code that runs in another process (the packaged function, the
+    installed command): one per test module."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()

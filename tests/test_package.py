@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from typing import Any
 import boto3
 import pytest
 from boto3.dynamodb.types import TypeDeserializer
-from moto.server import ThreadedMotoServer
 from workshop.invoke import SAMPLE_BUCKET, function_spec
 from workshop.synthetic import OPSWORKS_SOURCES, SampleManifest, upload_to_s3
 from workshop.template import load_template, table_definition_from_template
@@ -178,18 +177,6 @@ class World:
     files: dict[str, TrailFile]
     package: Side
     tree: Side
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server on loopback (S3), for the child interpreters."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

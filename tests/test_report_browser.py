@@ -24,7 +24,7 @@ from opsworks_trail.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRES
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "browser"
 DEMO_FILES = 300
-"""`opsworks-trail demo`'s default bucket size: the same generated trail, the same report."""
+"""`make demo`'s default bucket size: the same generated trail, the same report."""
 
 pytestmark = pytest.mark.browser
 

@@ -30,7 +30,6 @@ from typing import Any, NoReturn
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from workshop.template import table_definition_from_template
 
 from conftest import REPO
@@ -174,18 +173,6 @@ def log_file(tmp_path: Path) -> LogFile:
     path = folder / f"{ACCOUNT}_CloudTrail_{REGION}_20260304T0510Z_{uuid.uuid4().hex[:16]}.json.gz"
     path.write_bytes(gzip.compress(json.dumps({"Records": [opsworks, other]}).encode()))
     return LogFile(path, opsworks["eventID"], other["eventID"])
-
-
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server on loopback: the DynamoDB the installed command writes to and reads from."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture
