@@ -50,7 +50,7 @@ local-db: $(STAMP) ## Start DynamoDB Local in the background, data kept in ~/.ca
 local-db-stop: $(STAMP) ## Stop the background DynamoDB Local (its data stay on disk)
 	$(VENV)/bin/opsworks-trail local stop
 
-catalog: $(STAMP) ## Re-derive src/opsworks_trail/ingest/catalog.json from ../shared/reference/opsworks-api
+catalog: $(STAMP) ## Re-derive src/core/ingest/catalog.json from ../shared/reference/opsworks-api
 	$(PY) scripts/build_catalog.py
 
 wheel: $(STAMP) ## Build the installable wheel into dist/ (pip install dist/*.whl; add [cli] for progress bars)

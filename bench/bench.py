@@ -2,7 +2,7 @@
 
 Everything is timed in ONE run on the same generated files, interleaved (each repetition runs every
 method once) so a noisy machine slows all of them alike; the table shows medians. The pipeline runs
-through the CLI code path in-process (`opsworks_trail.cli.main.main(["ingest", "--dry-run", "--json", ...])`: all
+through the CLI code path in-process (`cli.main.main(["ingest", "--dry-run", "--json", ...])`: all
 the work but the writes, no interpreter start-up). Peak memory and import time are measured in fresh
 subprocesses; the import-time target on the built Lambda package as Lambda runs it (bench/package_imports.py).
 
@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT))  # workshop/ (the sample data), which is not insta
 from isal import igzip, isal_zlib  # noqa: E402
 from workshop.synthetic import write_large_trail_file  # noqa: E402
 
-from opsworks_trail.cli.main import main as cli_main  # noqa: E402
-from opsworks_trail.model import ObjectRef  # noqa: E402
+from cli.main import main as cli_main  # noqa: E402
+from core.model import ObjectRef  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "bench"))
 import package_imports  # noqa: E402
@@ -117,10 +117,10 @@ def pipeline(path: Path, *extra: str) -> int:
 def pipeline_hashed(path: Path) -> int:
     """The pipeline as the function runs it on a file, the SHA-256 for the ledger included: everything but
     the writes (a dry run hashes nothing, so this one is built in-process with a sink that hashes)."""
-    from opsworks_trail.ingest.pipeline import Pipeline
-    from opsworks_trail.ingest.selection import Selection
-    from opsworks_trail.ingest.sinks import DryRunSink
-    from opsworks_trail.ingest.sources import LocalSource
+    from core.ingest.pipeline import Pipeline
+    from core.ingest.selection import Selection
+    from core.ingest.sinks import DryRunSink
+    from core.ingest.sources import LocalSource
 
     run = Pipeline(open=LocalSource().open, selection=Selection(frozenset(SOURCES)),
                    sink=DryRunSink(keeps_ledger=True), max_decompressed_bytes=int(MAX_BYTES))
@@ -186,7 +186,7 @@ def import_times(repeat: int) -> dict[str, Any]:
     env = dict(os.environ, AWS_DEFAULT_REGION="us-east-1", PYTHONPATH=str(ROOT / "src"))
     snippets = {
         "boto3_and_clients": "import boto3; boto3.client('s3'); boto3.client('dynamodb')",
-        "handler": "import opsworks_trail.handlers.ingest",
+        "handler": "import handlers.ingest",
     }
     samples: dict[str, list[float]] = {k: [] for k in snippets}
     for _ in range(repeat):

@@ -34,7 +34,7 @@ from lambda_package import (  # noqa: E402
 
 SNIPPETS = {
     "boto3_and_clients": "import boto3; boto3.client('s3'); boto3.client('dynamodb')",
-    "handler": "import opsworks_trail.handlers.ingest",
+    "handler": "import handlers.ingest",
 }
 
 

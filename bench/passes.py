@@ -26,10 +26,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from isal import igzip  # noqa: E402
 
-from opsworks_trail.ingest import logfile, trailfile  # noqa: E402
-from opsworks_trail.ingest.logfile import Chunk, decompressed_chunks  # noqa: E402
-from opsworks_trail.ingest.selection import Selection  # noqa: E402
-from opsworks_trail.ingest.trailfile import RecordScan  # noqa: E402
+from core.ingest import logfile, trailfile  # noqa: E402
+from core.ingest.logfile import Chunk, decompressed_chunks  # noqa: E402
+from core.ingest.selection import Selection  # noqa: E402
+from core.ingest.trailfile import RecordScan  # noqa: E402
 
 NO_CAP = 1 << 40
 SELECTION = Selection(frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"}))

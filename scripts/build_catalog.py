@@ -1,4 +1,4 @@
-"""Derive the OpsWorks action catalog (src/opsworks_trail/ingest/catalog.json) from the AWS API models.
+"""Derive the OpsWorks action catalog (src/core/ingest/catalog.json) from the AWS API models.
 
 Current botocore no longer ships the OpsWorks models, so the project keeps the derived facts it needs:
 for each action, whether it only reads, and which request / response parameters name which resource;
@@ -137,7 +137,7 @@ def render(catalog: dict[str, Any]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--models", type=Path, default=Path("../shared/reference/opsworks-api"))
-    parser.add_argument("--out", type=Path, default=Path("src/opsworks_trail/ingest/catalog.json"))
+    parser.add_argument("--out", type=Path, default=Path("src/core/ingest/catalog.json"))
     args = parser.parse_args()
     args.out.write_text(render(build(args.models)))
     print(f"wrote {args.out}")

@@ -158,7 +158,7 @@ def parts(package: Path) -> list[Part]:
         files |= {f for f in package.rglob("*.pyc") if _source_of(f, package) in files}
         owned |= files
         found.append(Part(meta["Name"], meta["Version"], sum(f.stat().st_size for f in files if f.is_file())))
-    for folder in ("opsworks_trail",):
+    for folder in ("handlers", "core"):
         size = sum(f.stat().st_size for f in (package / folder).rglob("*") if f.is_file())
         found.append(Part(f"{folder}/ (this project)", "", size))
     return found

@@ -4,7 +4,7 @@ Registered from ``tests/conftest.py`` with ``pytest_plugins = ["ddb_local_plugin
 
 Fixtures:
 
-- ``dynamodb_local_endpoint`` (session): starts :class:`~opsworks_trail.cli.dynamodb_local.DynamoDBLocal`
+- ``dynamodb_local_endpoint`` (session): starts :class:`~cli.dynamodb_local.DynamoDBLocal`
    once (downloading
   it with npm the first time) and yields its endpoint URL. When it cannot start, the tests that use it
   are skipped, or fail when the environment has ``CI=true``, so a CI job cannot pass silently without
@@ -27,7 +27,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from opsworks_trail.cli.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, client_kwargs
+from cli.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, client_kwargs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -182,7 +182,7 @@ class EventWriteCounter:
 
 def scan_all(client: Any, table: str) -> list[dict[str, Any]]:
     """Every item of a (moto) table, deserialized: test inspection only, the code itself never scans."""
-    from opsworks_trail.ingest.store import deserialize
+    from core.ingest.store import deserialize
 
     items: list[dict[str, Any]] = []
     for page in client.get_paginator("scan").paginate(TableName=table):

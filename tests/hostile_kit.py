@@ -18,9 +18,9 @@ from typing import Any
 import boto3
 import pytest
 
+from cli.dynamodb_local import client_kwargs
+from core.ingest.store import DOCUMENT, PACKED, RETRIES
 from faults import LambdaContext, record, s3_message, sqs_event
-from opsworks_trail.cli.dynamodb_local import client_kwargs
-from opsworks_trail.ingest.store import DOCUMENT, PACKED, RETRIES
 
 BUCKET = "hostile-trail-bucket"
 PREFIX = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/"
@@ -41,7 +41,7 @@ class MemoryS3:
 
 @dataclass
 class Trail:
-    """opsworks_trail.handlers.ingest wired to DynamoDB Local and a MemoryS3; one SQS message per file delivered."""
+    """handlers.ingest wired to DynamoDB Local and a MemoryS3; one SQS message per file delivered."""
 
     ddb: Any
     table: str
@@ -62,7 +62,7 @@ class Trail:
 
     def failures(self) -> dict[str, str]:
         """key -> reason, as `opsworks-trail failures --format json` lists them."""
-        from opsworks_trail.cli.main import main
+        from cli.main import main
 
         out = io.StringIO()
         with pytest.MonkeyPatch.context() as patch:
@@ -84,18 +84,18 @@ class Trail:
         self.logs.truncate()
 
     def queries(self) -> Any:
-        from opsworks_trail.read.queries import EventQueries
+        from core.read.queries import EventQueries
 
         return EventQueries(self.ddb, self.table)
 
     def stored_event_ids(self) -> list[str]:
         """Every event item's id, from the document (scan: test inspection only)."""
-        from opsworks_trail.ingest.store import restore
+        from core.ingest.store import restore
 
         return sorted(restore(item)["event_id"] for item in self.items() if item["sk"] == "EVENT")
 
     def items(self) -> list[dict[str, Any]]:
-        from opsworks_trail.ingest.store import deserialize
+        from core.ingest.store import deserialize
 
         items: list[dict[str, Any]] = []
         for page in self.ddb.get_paginator("scan").paginate(TableName=self.table):
@@ -120,8 +120,8 @@ class Trail:
 @pytest.fixture
 def trail(dynamodb_local_table: tuple[Any, str], dynamodb_local_endpoint: str,
           monkeypatch: pytest.MonkeyPatch) -> Iterator[Trail]:
-    import opsworks_trail.handlers.ingest as handler
-    from opsworks_trail.handlers.observability import logger
+    import handlers.ingest as handler
+    from handlers.observability import logger
 
     _, table = dynamodb_local_table
     ddb = boto3.client("dynamodb", config=RETRIES, **client_kwargs(dynamodb_local_endpoint))

@@ -104,11 +104,11 @@ def run_handler(python: Path, code: Path, handler: str, invocations: list[dict[s
         return Run(json.loads(answers.read_text(encoding="utf-8")), output)
 
 
-def imports_of(code: Path) -> set[str]:
+def imports_of(*code: Path) -> set[str]:
     """Every import statement of the code, anywhere (in functions too), as `module` or `module:name` (from
     module import name), but those only type checkers read (under `if TYPE_CHECKING:`) and relative ones."""
     found: set[str] = set()
-    for path in code.rglob("*.py"):
+    for path in (file for folder in code for file in folder.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         skipped = {id(node) for block in ast.walk(tree) if isinstance(block, ast.If)
                    and ast.unparse(block.test) in ("TYPE_CHECKING", "typing.TYPE_CHECKING")

@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsworks_trail.ingest.normalize import normalize_actor
-from opsworks_trail.read.actors import matches, who
+from core.ingest.normalize import normalize_actor
+from core.read.actors import matches, who
 
 A1, A2 = "111122223333", "444455556666"
 

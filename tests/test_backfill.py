@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import ANY, Stubber
 from workshop.synthetic import SampleManifest, upload_to_s3
 
-from opsworks_trail.cli.backfill import (
+from cli.backfill import (
     ListingCounts,
     Sent,
     delivery_day,
@@ -23,9 +23,9 @@ from opsworks_trail.cli.backfill import (
     select,
     start_batch_job,
 )
-from opsworks_trail.cli.main import main
-from opsworks_trail.ingest.triggers import refs_from_message
-from opsworks_trail.model import ObjectRef
+from cli.main import main
+from core.ingest.triggers import refs_from_message
+from core.model import ObjectRef
 
 KEY = ("AWSLogs/o-abc123/111122223333/CloudTrail/us-west-2/2024/05/02/"
        "111122223333_CloudTrail_us-west-2_20240502T1215Z_Y.json.gz")

@@ -14,6 +14,13 @@ from typing import Any
 import pytest
 from botocore.exceptions import ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
+from core.ingest.pipeline import Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import DryRunSink, TableSink
+from core.ingest.sources import S3Source
+from core.ingest.store import EventStore
+from core.model import ObjectRef, Outcome, Status
+from core.settings import DEFAULT_EVENT_SOURCES
 from faults import (
     FlakyDynamoDB,
     bad_files,
@@ -23,13 +30,6 @@ from faults import (
     record,
     stored_event_ids,
 )
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import DryRunSink, TableSink
-from opsworks_trail.ingest.sources import S3Source
-from opsworks_trail.ingest.store import EventStore
-from opsworks_trail.model import ObjectRef, Outcome, Status
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
 
 BUCKET = "trail-bucket"
 SELECTION = Selection(frozenset(DEFAULT_EVENT_SOURCES))
@@ -224,7 +224,7 @@ def test_s3_read_failures_are_classified(error: Exception, permanent: bool, frag
 
 
 def test_a_connection_dropped_mid_read_is_transient_even_inside_the_json_parser(store: EventStore) -> None:
-    from opsworks_trail.errors import TransientError
+    from core.errors import TransientError
 
     data = json.dumps({"Records": [record(f"e-{i}") for i in range(50)]}, indent=2).encode()
 

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from conftest import REPO, needs_shared
-from opsworks_trail.ingest.catalog import REDACTED, Catalog, load_catalog, resolve_arn
+from core.ingest.catalog import REDACTED, Catalog, load_catalog, resolve_arn
 
 OPSWORKS = "opsworks.amazonaws.com"
 OPSWORKS_CM = "opsworks-cm.amazonaws.com"
-CATALOG_JSON = REPO / "src" / "opsworks_trail" / "ingest" / "catalog.json"
+CATALOG_JSON = REPO / "src" / "core" / "ingest" / "catalog.json"
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ WITH_CREDENTIALS = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "
 
 def run_cli(*argv: str, env: dict[str, str]) -> tuple[int, str, str, float]:
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "opsworks_trail.cli.main", *argv], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "cli.main", *argv], env=env, capture_output=True,
                           text=True,
                           timeout=60, cwd=REPO, check=False)
     return done.returncode, done.stdout, done.stderr, time.monotonic() - started
@@ -134,8 +134,8 @@ def test_no_table_name_says_how_to_give_one() -> None:
 
 
 def test_local_without_a_running_dynamodb_local_says_how_to_start_it(tmp_path: Path) -> None:
-    from opsworks_trail.cli.dynamodb_local import running_local_endpoint
-    from opsworks_trail.cli.errors import CliError
+    from cli.dynamodb_local import running_local_endpoint
+    from cli.errors import CliError
 
     with pytest.raises(CliError, match="opsworks-trail local start") as raised:
         running_local_endpoint(tmp_path)

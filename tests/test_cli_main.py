@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsworks_trail.cli.main import COMMANDS, build_parser, main
+from cli.main import COMMANDS, build_parser, main
 
 
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:

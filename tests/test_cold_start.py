@@ -1,5 +1,5 @@
 """The Lambda init phase, measured on the built package as Lambda runs it (read-only, no bytecode written):
-what `import opsworks_trail.handlers.ingest` loads, and that nothing is compiled from source on a cold start."""
+what `import handlers.ingest` loads, and that nothing is compiled from source on a cold start."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def probe(python: Path, package: Path, code: str) -> list[str]:
 def test_the_handler_import_leaves_out_the_xray_sdk_the_batch_module_and_the_exact_parser(
         lambda_package: Path, lambda_runtime: Path) -> None:
     loaded = probe(lambda_runtime, lambda_package,
-                   "import opsworks_trail.handlers.ingest; print(' '.join(m for m in ('aws_xray_sdk', 'asyncio', "
+                   "import handlers.ingest; print(' '.join(m for m in ('aws_xray_sdk', 'asyncio', "
                    "'aws_lambda_powertools.utilities.batch', 'ijson') if m in sys.modules))")
 
     assert loaded == []
@@ -40,10 +40,10 @@ def test_the_handler_import_leaves_out_the_xray_sdk_the_batch_module_and_the_exa
 
 def test_a_cold_start_compiles_nothing_from_source_even_what_is_imported_later(
         lambda_package: Path, lambda_runtime: Path) -> None:
-    later = sorted({statement.partition(":")[0] for statement in imports_of(lambda_package / "opsworks_trail")}
-                   | {"aws_xray_sdk.core"})
+    shipped = imports_of(lambda_package / "handlers", lambda_package / "core")
+    later = sorted({statement.partition(":")[0] for statement in shipped} | {"aws_xray_sdk.core"})
     compiled = probe(lambda_runtime, lambda_package,
-                     "import importlib, opsworks_trail.handlers.ingest\n"
+                     "import importlib, handlers.ingest\n"
                      f"for m in {later!r}: importlib.import_module(m)\n"
                      "print(*compiled)")
 

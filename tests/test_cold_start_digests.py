@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 
 def test_the_handler_import_leaves_out_cryptography() -> None:
-    probe = ("import sys, opsworks_trail.handlers.ingest, opsworks_trail.ingest.proof; "
+    probe = ("import sys, handlers.ingest, core.ingest.proof; "
              "print('cryptography' in sys.modules)")
     env = dict(os.environ, PYTHONPATH=str(SRC), AWS_DEFAULT_REGION="us-east-1")
     loaded = subprocess.run([sys.executable, "-c", probe], env=env, check=True, capture_output=True, text=True)

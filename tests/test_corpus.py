@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
 from conftest import needs_shared
-from opsworks_trail.cli.main import main
-from opsworks_trail.ingest.catalog import REDACTED
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import CollectingSink
-from opsworks_trail.ingest.sources import LocalSource
-from opsworks_trail.model import Outcome
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
+from core.ingest.catalog import REDACTED
+from core.ingest.pipeline import Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import CollectingSink
+from core.ingest.sources import LocalSource
+from core.model import Outcome
+from core.settings import DEFAULT_EVENT_SOURCES
 
 pytestmark = pytest.mark.corpus
 

@@ -20,8 +20,8 @@ from botocore.exceptions import ClientError
 from workshop.synthetic import SampleManifest, upload_to_s3, write_sample_bucket
 
 from conftest import EVENTS_DIR
-from opsworks_trail.ingest.triggers import encode_key, eventbridge_object_created
-from opsworks_trail.model import ObjectRef
+from core.ingest.triggers import encode_key, eventbridge_object_created
+from core.model import ObjectRef
 
 Event = dict[str, Any]
 Shape = Callable[[list[ObjectRef]], list[Event]]
@@ -131,7 +131,7 @@ def handler(moto_table: tuple[Any, str], moto_bucket: tuple[Any, str],
     """handlers.ingest wired to moto: its clients replaced, its pipeline rebuilt for this test's table."""
     import boto3
 
-    import opsworks_trail.handlers.ingest as ingest
+    import handlers.ingest as ingest
 
     client, table = moto_table
     monkeypatch.setenv("TABLE_NAME", table)
@@ -214,7 +214,7 @@ def test_redelivery_through_another_shape_stores_nothing_twice(
 def test_files_no_event_announced_are_found_by_ingest_of_the_bucket(
         handler: Any, moto_bucket: tuple[Any, str], moto_table: tuple[Any, str],
         sample_bucket: tuple[Path, SampleManifest]) -> None:
-    from opsworks_trail.cli.main import main
+    from cli.main import main
 
     root, manifest = sample_bucket
     refs = upload(root, *moto_bucket)

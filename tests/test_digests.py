@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from workshop.sample_digests import DigestSigner, chained_digests, digest_key, make_digest
 
 from conftest import needs_shared
-from opsworks_trail.ingest.digests import (
+from core.ingest.digests import (
     BadDigest,
     BadPublicKey,
     Digest,
@@ -28,7 +28,7 @@ from opsworks_trail.ingest.digests import (
     parse_log_key,
     signature_problem,
 )
-from opsworks_trail.ingest.publickeys import CloudTrailPublicKeys, KeyRing, keys_from_files, keys_from_list
+from core.ingest.publickeys import CloudTrailPublicKeys, KeyRing, keys_from_files, keys_from_list
 
 BUCKET = "trail-bucket"
 ACCOUNT = "111122223333"

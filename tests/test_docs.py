@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOP = ("src", "tests", "workshop", "scripts", "make", "bench", "docs", "events", ".ci")
 PATH = re.compile(r"(?<![\w./-])((?:" + "|".join(re.escape(t) for t in TOP) + r")/[\w./*-]*[\w*/])")
 FILE_NAME = re.compile(r"(?<![\w./$-])([\w-]+\.(?:py|md|yaml|toml|json|mk))\b")
-MODULE = re.compile(r"\bopsworks_trail(?:\.\w+)+")
+MODULE = re.compile(r"(?<![\w./-])(?:core|handlers|cli)(?:\.(?!py\b|md\b)\w+)+")
 OUTSIDE = {"keys.json"}
 """A user's file in the examples (`aws cloudtrail list-public-keys ... > keys.json`)."""
 PLACEHOLDER = re.compile(r"[A-Z]{3,}")
@@ -71,7 +71,7 @@ def _resolves(dotted: str) -> bool:
 def test_the_texts_checked_include_the_readme_contracts_and_the_package_docstrings() -> None:
     names = [name for name, _ in TEXTS]
 
-    assert {"README.md", "CONTRACTS.md", "src/opsworks_trail/__init__.py", "workshop/__init__.py"} <= set(names)
+    assert {"README.md", "CONTRACTS.md", "src/core/__init__.py", "workshop/__init__.py"} <= set(names)
 
 
 @pytest.mark.parametrize(("where", "text"), TEXTS, ids=[name for name, _ in TEXTS])

@@ -19,10 +19,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
+import cli.dynamodb_local as ddb_local
 import ddb_local_plugin
-import opsworks_trail.cli.dynamodb_local as ddb_local
+from cli.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, client_kwargs
 from ddb_local_plugin import _ci_enabled, _start_session_server, _unavailable
-from opsworks_trail.cli.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, client_kwargs
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
 from conftest import needs_shared
-from opsworks_trail.cli.main import main
 
 pytestmark = pytest.mark.corpus
 

@@ -1,4 +1,4 @@
-"""opsworks_trail.event.Event is the schema README.md documents, and what normalize makes and restore gives
+"""core.event.Event is the schema README.md documents, and what normalize makes and restore gives
 back: its fields are the documented ones, and real-shaped records (generated, and the shared corpus of
 real trails when present) normalize to events with only those fields, of the declared types."""
 
@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO, needs_shared
-from opsworks_trail.event import Actor, Event, Resource, SourceObject
-from opsworks_trail.ingest.catalog import load_catalog
-from opsworks_trail.ingest.normalize import InvalidRecord, normalize
-from opsworks_trail.ingest.store import MAX_LINKS, document, event_items, restore
-from opsworks_trail.model import ObjectRef
+from core.event import Actor, Event, Resource, SourceObject
+from core.ingest.catalog import load_catalog
+from core.ingest.normalize import InvalidRecord, normalize
+from core.ingest.store import MAX_LINKS, document, event_items, restore
+from core.model import ObjectRef
 
 CATALOG = load_catalog()
 INGESTED_AT = "2024-06-01T00:00:00Z"

@@ -8,15 +8,15 @@ from typing import Any
 
 import pytest
 
+from cli.main import main
+from core.ingest.pipeline import Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import TableSink
+from core.ingest.sources import S3Source
+from core.ingest.store import EventStore
+from core.model import ObjectRef, Status
+from core.settings import DEFAULT_EVENT_SOURCES
 from faults import client_error, good_file, stored_event_ids
-from opsworks_trail.cli.main import main
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import TableSink
-from opsworks_trail.ingest.sources import S3Source
-from opsworks_trail.ingest.store import EventStore
-from opsworks_trail.model import ObjectRef, Status
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
 
 KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/locked file+1.json.gz"
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from core.ingest.store import MAX_LINKS
 from hostile_kit import Trail, good, gz, trail, trail_text, with_params
-from opsworks_trail.ingest.store import MAX_LINKS
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.fuzz]
 __all__ = ["trail"]  # the fixture, used by name

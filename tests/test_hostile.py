@@ -14,9 +14,9 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from boto3.dynamodb.types import Binary
 
+from core.ingest.catalog import REDACTED
+from core.ingest.store import MAX_LINKS
 from hostile_kit import Trail, good, gz, nested, trail, trail_text, with_params
-from opsworks_trail.ingest.catalog import REDACTED
-from opsworks_trail.ingest.store import MAX_LINKS
 
 pytestmark = pytest.mark.dynamodb_local
 __all__ = ["trail"]  # the fixture, used by name
@@ -69,7 +69,7 @@ def test_parameters_dynamodb_would_refuse_as_attributes_are_stored_and_read_back
 
 def _as_read_back(value: Any) -> Any:
     """Numbers DynamoDB can hold come back as Decimal, the others as their text (as they always did)."""
-    from opsworks_trail.ingest.store import _number
+    from core.ingest.store import _number
 
     if isinstance(value, Decimal):
         return _number(str(value))

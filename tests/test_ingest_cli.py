@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from opsworks_trail.cli.main import main
+from cli.main import main
 
 
 def ingest(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""opsworks_trail.keys spells the table's keys as CONTRACTS.md lists them, and key_part is idempotent (a key
+"""core.keys spells the table's keys as CONTRACTS.md lists them, and key_part is idempotent (a key
 part read back from an item, like a link's event_id, gives the same key again)."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from workshop.template import table_definition_from_template
 
 from conftest import REPO
-from opsworks_trail.event import Event
-from opsworks_trail.ingest.store import event_items
-from opsworks_trail.keys import (
+from core.event import Event
+from core.ingest.store import event_items
+from core.keys import (
     ACCOUNTS_PK,
     EVENT_SK,
     FAILED_FILES,
@@ -32,7 +32,7 @@ from opsworks_trail.keys import (
     table_definition,
     time_sk,
 )
-from opsworks_trail.read.queries import time_key
+from core.read.queries import time_key
 
 CONTRACTS = (REPO / "CONTRACTS.md").read_text(encoding="utf-8")
 

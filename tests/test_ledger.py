@@ -14,13 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opsworks_trail.ingest.pipeline import Pipeline, _ContentHash
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import DryRunSink, TableSink
-from opsworks_trail.ingest.sources import S3Source
-from opsworks_trail.ingest.store import EventStore
-from opsworks_trail.model import ObjectRef, Status
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
+from core.ingest.pipeline import Pipeline, _ContentHash
+from core.ingest.selection import Selection
+from core.ingest.sinks import DryRunSink, TableSink
+from core.ingest.sources import S3Source
+from core.ingest.store import EventStore
+from core.model import ObjectRef, Status
+from core.settings import DEFAULT_EVENT_SOURCES
 
 OPSWORKS = Selection(frozenset(DEFAULT_EVENT_SOURCES))
 KEY = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/111122223333_CloudTrail_us-east-1_20240501T1005Z_a.json.gz"

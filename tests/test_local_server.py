@@ -13,14 +13,14 @@ import boto3
 import pytest
 from workshop.template import table_definition_from_template
 
-from opsworks_trail.cli.dynamodb_local import (
+from cli.dynamodb_local import (
     DynamoDBLocalUnavailable,
     client_kwargs,
     persistent_server,
     start_persistent,
     stop_persistent,
 )
-from opsworks_trail.cli.main import main
+from cli.main import main
 
 pytestmark = pytest.mark.dynamodb_local
 
@@ -61,7 +61,7 @@ def test_local_finds_the_running_server(state_dir: Path, monkeypatch: pytest.Mon
     state = start(state_dir)
     client = boto3.client("dynamodb", **client_kwargs(state["endpoint_url"]))
     client.create_table(TableName="opsworks-trail-demo", **table_definition_from_template())
-    monkeypatch.setattr("opsworks_trail.cli.dynamodb_local.DEFAULT_CACHE_DIR", state_dir)
+    monkeypatch.setattr("cli.dynamodb_local.DEFAULT_CACHE_DIR", state_dir)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name)
 
@@ -73,7 +73,7 @@ def test_local_finds_the_running_server(state_dir: Path, monkeypatch: pytest.Mon
 
 def test_local_start_makes_the_table_so_ingest_and_query_work_with_nothing_else(
         state_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    monkeypatch.setattr("opsworks_trail.cli.dynamodb_local.DEFAULT_CACHE_DIR", state_dir)
+    monkeypatch.setattr("cli.dynamodb_local.DEFAULT_CACHE_DIR", state_dir)
     log = tmp_path / "logs" / "111122223333_CloudTrail_us-east-1_20240501T0000Z_a.json.gz"
     log.parent.mkdir()
     record = {"eventVersion": "1.08", "eventID": "0b7d5f0e-1111-4c3e-9a5e-000000000001",

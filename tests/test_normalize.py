@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from opsworks_trail.ingest.catalog import REDACTED, load_catalog
-from opsworks_trail.ingest.normalize import InvalidRecord, iso_utc, normalize, normalize_actor
-from opsworks_trail.model import ObjectRef
+from core.ingest.catalog import REDACTED, load_catalog
+from core.ingest.normalize import InvalidRecord, iso_utc, normalize, normalize_actor
+from core.model import ObjectRef
 
 CATALOG = load_catalog()
 INGESTED_AT = "2024-03-01T00:00:00Z"

@@ -31,12 +31,12 @@ from workshop.invoke import SAMPLE_BUCKET, function_spec
 from workshop.synthetic import OPSWORKS_SOURCES, SampleManifest, upload_to_s3
 from workshop.template import load_template, table_definition_from_template
 
+from cli.dynamodb_local import client_kwargs
 from conftest import EVENTS_DIR, REPO
+from core.ingest.triggers import encode_key
+from core.model import utc_now
 from lambda_package import lambda_environment
 from lambda_requirements import RUNTIME_PROVIDED, canonical
-from opsworks_trail.cli.dynamodb_local import client_kwargs
-from opsworks_trail.ingest.triggers import encode_key
-from opsworks_trail.model import utc_now
 from package_plugin import Run, imports_of, run_handler
 
 pytestmark = pytest.mark.dynamodb_local
@@ -165,7 +165,7 @@ class Side:
         return results[label]
 
     def stored_ids(self, key: str) -> set[str]:
-        from opsworks_trail.ingest.store import restore
+        from core.ingest.store import restore
 
         events = [restore(item) for item in self.items if item["sk"] == "EVENT"]
         return {event["event_id"] for event in events if event.get("source_object", {}).get("key") == key}
@@ -289,7 +289,7 @@ print("\\n".join(failed))
 
 
 def test_every_import_the_code_makes_anywhere_works_in_the_package(lambda_package: Path, lambda_runtime: Path) -> None:
-    statements = sorted(imports_of(lambda_package / "opsworks_trail"))
+    statements = sorted(imports_of(lambda_package / "handlers", lambda_package / "core"))
     assert {"boto3", "aws_lambda_powertools.utilities.batch:process_partial_response"} <= set(statements)
 
     done = subprocess.run([str(lambda_runtime), "-P", "-c", IMPORT_PROBE, *statements, "aws_xray_sdk.core"],

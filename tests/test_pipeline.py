@@ -14,13 +14,13 @@ import pytest
 from moto import mock_aws
 from workshop.synthetic import SampleManifest, upload_to_s3
 
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import CollectingSink, DryRunSink, TableSink
-from opsworks_trail.ingest.sources import LocalSource, S3Source
-from opsworks_trail.ingest.store import EventStore, deserialize, restore, serialize
-from opsworks_trail.model import ObjectRef, Outcome, Status
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
+from core.ingest.pipeline import Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import CollectingSink, DryRunSink, TableSink
+from core.ingest.sources import LocalSource, S3Source
+from core.ingest.store import EventStore, deserialize, restore, serialize
+from core.model import ObjectRef, Outcome, Status
+from core.settings import DEFAULT_EVENT_SOURCES
 
 OPSWORKS = Selection(frozenset(DEFAULT_EVENT_SOURCES))
 CAP = 64 << 20

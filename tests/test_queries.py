@@ -18,13 +18,13 @@ import pytest
 from moto import mock_aws
 from workshop.synthetic import OPSWORKS_SOURCES, ExpectedEvent, SampleManifest
 
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import TableSink
-from opsworks_trail.ingest.sources import LocalSource
-from opsworks_trail.ingest.store import EventStore, event_items
-from opsworks_trail.model import Status
-from opsworks_trail.read.queries import EventFilter, EventQueries, parse_when
+from core.ingest.pipeline import Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import TableSink
+from core.ingest.sources import LocalSource
+from core.ingest.store import EventStore, event_items
+from core.model import Status
+from core.read.queries import EventFilter, EventQueries, parse_when
 
 # What a stack / server owns, written out here rather than imported: the test's own reading of the brief.
 OWNED = {"stack": {"layer", "instance", "app", "deployment", "command", "volume", "raid-array"},
@@ -172,7 +172,7 @@ def test_a_session_arn_matches_only_that_session_while_the_role_arn_matches_all(
 def test_failed_calls_never_include_failed_files(filled: Any) -> None:
     queries, _, manifest = filled
     store = queries.store
-    from opsworks_trail.model import ObjectRef
+    from core.model import ObjectRef
 
     store.mark_failed(ObjectRef("bucket", "AWSLogs/broken.json.gz"), "not gzip")
     assert [f["key"] for f in store.failed_files()] == ["AWSLogs/broken.json.gz"]
@@ -287,7 +287,7 @@ def test_times_are_iso_or_relative_to_now(text: str, expected: str) -> None:
 
 
 def test_a_time_that_is_neither_iso_nor_relative_is_refused() -> None:
-    from opsworks_trail.read.queries import BadTime
+    from core.read.queries import BadTime
 
     with pytest.raises(BadTime):
         parse_when("last tuesday")

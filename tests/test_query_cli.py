@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from opsworks_trail.cli.main import main
+from cli.main import main
 from test_queries import expected_for, filled, in_order, mutating, raw_identities
 
 __all__ = ["filled"]  # the module-scoped table fixture, shared with test_queries

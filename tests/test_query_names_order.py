@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opsworks_trail.cli.main import main
-from opsworks_trail.ingest.normalize import normalize_actor
-from opsworks_trail.read.actors import who
+from cli.main import main
+from core.ingest.normalize import normalize_actor
+from core.read.actors import who
 from test_queries import OPSWORKS_SOURCES, expected_for, filled, in_order, raw_identities
 
 __all__ = ["filled"]

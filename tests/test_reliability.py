@@ -18,6 +18,13 @@ from typing import Any
 import pytest
 
 from conftest import REPO, needs_shared
+from core.ingest.pipeline import Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import TableSink
+from core.ingest.sources import S3Source
+from core.ingest.store import EventStore
+from core.model import ObjectRef, Status
+from core.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
 from faults import (
     READ_BEFORE_THE_FAULT,
     EventWriteCounter,
@@ -33,13 +40,6 @@ from faults import (
     stored_event_ids,
     trail_file,
 )
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import TableSink
-from opsworks_trail.ingest.sources import S3Source
-from opsworks_trail.ingest.store import EventStore
-from opsworks_trail.model import ObjectRef, Status
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
 
 SELECTION = Selection(frozenset(DEFAULT_EVENT_SOURCES))
 PREFIX = "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/"
@@ -76,7 +76,7 @@ class Aws:
 
 
 def run_cli(argv: list[str]) -> Any:
-    from opsworks_trail.cli.main import main
+    from cli.main import main
 
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
@@ -88,7 +88,7 @@ def run_cli(argv: list[str]) -> Any:
 @pytest.fixture
 def aws(moto_table: tuple[Any, str], moto_bucket: tuple[Any, str],
         monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
-    import opsworks_trail.handlers.ingest as handler
+    import handlers.ingest as handler
 
     ddb, table = moto_table
     s3, bucket = moto_bucket
@@ -109,7 +109,7 @@ def bomb_768(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     """The handler's log output, formatted exactly as Lambda would ship it."""
-    from opsworks_trail.handlers.observability import logger
+    from handlers.observability import logger
 
     stream = io.StringIO()
     capture = logging.StreamHandler(stream)
@@ -171,12 +171,12 @@ def peak_kib():
     except OSError:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
-from opsworks_trail.ingest.catalog import load_catalog
-from opsworks_trail.model import ObjectRef
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import DryRunSink
-from opsworks_trail.ingest.sources import LocalSource
+from core.ingest.catalog import load_catalog
+from core.model import ObjectRef
+from core.ingest.pipeline import Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import DryRunSink
+from core.ingest.sources import LocalSource
 catalog = load_catalog()
 before = peak_kib()
 pipeline = Pipeline(open=LocalSource().open, selection=Selection(None), sink=DryRunSink(),

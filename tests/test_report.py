@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsworks_trail.cli.main import main
-from opsworks_trail.present.report import Report, build_report, render_html, render_text
+from cli.main import main
+from cli.present.report import Report, build_report, render_html, render_text
 from test_queries import expected_for, filled, mutating, raw_identities
 
 __all__ = ["filled"]

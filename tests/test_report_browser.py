@@ -13,13 +13,13 @@ import pytest
 from workshop.synthetic import write_sample_bucket
 
 from browser_plugin import VIEWPORT, browser_notes
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import CollectingSink
-from opsworks_trail.ingest.sources import LocalSource
-from opsworks_trail.model import ObjectRef
-from opsworks_trail.present.report import build_report, render_html
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
+from cli.present.report import build_report, render_html
+from core.ingest.pipeline import Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import CollectingSink
+from core.ingest.sources import LocalSource
+from core.model import ObjectRef
+from core.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
 
 REPO = Path(__file__).resolve().parent.parent
 BUILD = REPO / "build" / "browser"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsworks_trail.ingest.catalog import REDACTED
-from opsworks_trail.ingest.normalize import names_secret, redact_secrets, redact_text
+from core.ingest.catalog import REDACTED
+from core.ingest.normalize import names_secret, redact_secrets, redact_text
 
 AWS_SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 PEM = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from opsworks_trail.settings import (
+from core.settings import (
     DEFAULT_EVENT_SOURCES,
     DEFAULT_MAX_DECOMPRESSED_BYTES,
     Settings,

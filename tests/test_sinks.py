@@ -12,15 +12,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.ingest.logfile import FileKind, classify_key
+from core.ingest.pipeline import MAX_UNEXPECTED_ATTEMPTS, Pipeline
+from core.ingest.selection import Selection
+from core.ingest.sinks import CollectingSink, DryRunSink, Sink, TableSink
+from core.ingest.sources import LocalSource, S3Source
+from core.ingest.store import EventStore
+from core.model import ObjectRef, Skip, Status
+from core.settings import DEFAULT_EVENT_SOURCES
 from faults import bad_files, good_file, scan_all, stored_event_ids
-from opsworks_trail.ingest.logfile import FileKind, classify_key
-from opsworks_trail.ingest.pipeline import MAX_UNEXPECTED_ATTEMPTS, Pipeline
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import CollectingSink, DryRunSink, Sink, TableSink
-from opsworks_trail.ingest.sources import LocalSource, S3Source
-from opsworks_trail.ingest.store import EventStore
-from opsworks_trail.model import ObjectRef, Skip, Status
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
 
 SELECTION = Selection(frozenset(DEFAULT_EVENT_SOURCES))
 SKIP_REASONS = {"folder placeholder", "digest file", "Insights file", "CloudTrail write check",
@@ -181,7 +181,7 @@ def test_skip_reasons_keep_their_texts(key: str, reason: str) -> None:
 @pytest.mark.parametrize("dry_run", [True, False])
 def test_ingest_format_jsonl_prints_each_file_s_events_in_listing_order_and_stores_them_unless_dry(
         tmp_path: Path, moto_table: tuple[Any, str], capsys: pytest.CaptureFixture[str], dry_run: bool) -> None:
-    from opsworks_trail.cli.main import main
+    from cli.main import main
 
     ddb, table = moto_table
     expected: list[str] = []

@@ -12,8 +12,8 @@ from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsworks_trail.errors import TransientError
-from opsworks_trail.ingest.store import (
+from core.errors import TransientError
+from core.ingest.store import (
     BATCH_SIZE,
     DOCUMENT,
     PACKED,
@@ -25,8 +25,8 @@ from opsworks_trail.ingest.store import (
     restore,
     serialize,
 )
-from opsworks_trail.keys import FAILED_FILES, MAX_KEY_PART_BYTES, key_part
-from opsworks_trail.model import ObjectRef, Outcome, Status
+from core.keys import FAILED_FILES, MAX_KEY_PART_BYTES, key_part
+from core.model import ObjectRef, Outcome, Status
 
 GSI_KEYS = ("actor_pk", "account_pk", "failed_pk", "write_pk")
 EVENT_TIME = "2024-03-01T10:15:30Z"

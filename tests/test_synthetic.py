@@ -239,8 +239,8 @@ def test_skipped_objects_are_what_they_claim(bucket: tuple[Path, SampleManifest]
 def test_sample_digests_are_signed_chained_and_list_every_log_file_with_its_hash(
     bucket: tuple[Path, SampleManifest],
 ) -> None:
-    from opsworks_trail.ingest.digests import chain_problem, parse_digest, signature_problem
-    from opsworks_trail.ingest.publickeys import KeyRing, keys_from_list
+    from core.ingest.digests import chain_problem, parse_digest, signature_problem
+    from core.ingest.publickeys import KeyRing, keys_from_list
 
     root, m = bucket
     ring = KeyRing(keys_from_list(m.public_keys))
@@ -326,7 +326,7 @@ def test_command_line_writes_bucket_and_manifest(tmp_path: Path, capsys: pytest.
 
 # -- the data files (workshop/sample_data) ------------------------------------------------------------
 
-CATALOG = json.loads((Path(__file__).parents[1] / "src/opsworks_trail/ingest/catalog.json").read_text())
+CATALOG = json.loads((Path(__file__).parents[1] / "src/core/ingest/catalog.json").read_text())
 
 
 def steps_in(node: Any) -> list[dict[str, Any]]:

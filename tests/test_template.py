@@ -39,11 +39,11 @@ from template_schema import (
 
 REPO = Path(__file__).resolve().parent.parent
 CONTRACTS = REPO / "CONTRACTS.md"
-SETTINGS_SOURCE = REPO / "src" / "opsworks_trail" / "settings.py"
-STORE_SOURCE = REPO / "src" / "opsworks_trail" / "ingest" / "store.py"
+SETTINGS_SOURCE = REPO / "src" / "core" / "settings.py"
+STORE_SOURCE = REPO / "src" / "core" / "ingest" / "store.py"
 REGION = "us-east-1"
 
-# Environment variables the function reads through Powertools, not through opsworks_trail.settings.
+# Environment variables the function reads through Powertools, not through core.settings.
 POWERTOOLS_NAMES = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 # The only actions that may be granted on Resource "*": they have no resource-level permissions.
 ACTIONS_WITHOUT_RESOURCES = {
@@ -316,7 +316,7 @@ def test_handler_path_resolves_to_the_ingest_module(sam: dict[str, Any]) -> None
     module_path, _, attribute = function["Handler"].rpartition(".")
     module_file = REPO / function["CodeUri"] / Path(*module_path.split(".")).with_suffix(".py")
 
-    assert module_file == REPO / "src" / "opsworks_trail" / "handlers" / "ingest.py"
+    assert module_file == REPO / "src" / "handlers" / "ingest.py"
     assert module_file.is_file(), f"Handler {function['Handler']} needs {module_file.relative_to(REPO)}"
     try:
         module = importlib.import_module(module_path)
@@ -335,14 +335,14 @@ def test_template_sets_exactly_the_environment_of_contracts(sam: dict[str, Any])
 
 def test_template_environment_is_what_core_settings_reads(sam: dict[str, Any]) -> None:
     if not SETTINGS_SOURCE.exists():
-        pytest.skip("src/opsworks_trail/settings.py is not written yet")
+        pytest.skip("src/core/settings.py is not written yet")
     template_names = _template_env_names(sam) - POWERTOOLS_NAMES
     settings_names = _upper_snake_literals(SETTINGS_SOURCE) - POWERTOOLS_NAMES
 
     unread = template_names - settings_names
     missing = settings_names - template_names
-    assert not unread, f"template.yaml sets {sorted(unread)}, which opsworks_trail/settings.py never reads"
-    assert not missing, f"opsworks_trail/settings.py reads {sorted(missing)}, which template.yaml never sets"
+    assert not unread, f"template.yaml sets {sorted(unread)}, which core/settings.py never reads"
+    assert not missing, f"core/settings.py reads {sorted(missing)}, which template.yaml never sets"
 
 
 def test_the_role_allows_exactly_the_dynamodb_calls_of_core_store(translated: dict[str, Any]) -> None:
@@ -512,7 +512,7 @@ def test_descriptions_name_every_delivery_path(sam: dict[str, Any]) -> None:
 
 
 def _backfill_parser() -> argparse.ArgumentParser:
-    from opsworks_trail.cli import backfill
+    from cli import backfill
 
     parser = argparse.ArgumentParser(prog="opsworks-trail")
     backfill.add_parser(parser.add_subparsers(dest="command"))
@@ -539,8 +539,8 @@ def test_batch_operations_resources_only_when_enabled(sam: dict[str, Any]) -> No
 
 
 def test_batch_operations_role_reaches_what_backfill_writes_and_nothing_else() -> None:
-    from opsworks_trail.cli import backfill
-    from opsworks_trail.model import ObjectRef
+    from cli import backfill
+    from core.model import ObjectRef
 
     role = translate_template(region=REGION)["Resources"]["BatchOperationsRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]

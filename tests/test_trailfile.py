@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 
-from opsworks_trail.errors import BadTrailFile, TooLarge
-from opsworks_trail.ingest import logfile, trailfile
-from opsworks_trail.ingest.logfile import FileKind, classify_key, decompressed_chunks
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.trailfile import RecordScan
-from opsworks_trail.model import Skip
+from core.errors import BadTrailFile, TooLarge
+from core.ingest import logfile, trailfile
+from core.ingest.logfile import FileKind, classify_key, decompressed_chunks
+from core.ingest.selection import Selection
+from core.ingest.trailfile import RecordScan
+from core.model import Skip
 
 OPSWORKS = frozenset({"opsworks.amazonaws.com", "opsworks-cm.amazonaws.com"})
 SELECTION = Selection(OPSWORKS)

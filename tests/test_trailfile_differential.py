@@ -23,10 +23,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from opsworks_trail.errors import BadTrailFile
-from opsworks_trail.ingest import logfile, trailfile
-from opsworks_trail.ingest.logfile import decompressed_chunks
-from opsworks_trail.ingest.trailfile import RecordScan
+from core.errors import BadTrailFile
+from core.ingest import logfile, trailfile
+from core.ingest.logfile import decompressed_chunks
+from core.ingest.trailfile import RecordScan
 
 pytestmark = pytest.mark.fuzz
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 from workshop.synthetic import write_large_trail_file
 
-from opsworks_trail.errors import BadTrailFile
-from opsworks_trail.ingest import logfile, trailfile
-from opsworks_trail.ingest.logfile import decompressed_chunks
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.trailfile import RecordScan
+from core.errors import BadTrailFile
+from core.ingest import logfile, trailfile
+from core.ingest.logfile import decompressed_chunks
+from core.ingest.selection import Selection
+from core.ingest.trailfile import RecordScan
 
 RECORD_START = b'{"eventVersion":'
 

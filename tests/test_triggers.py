@@ -11,7 +11,7 @@ import pytest
 from workshop.invoke import SAMPLE_BUCKET, SAMPLE_FILES, SAMPLE_SEED
 
 from conftest import EVENTS_DIR
-from opsworks_trail.ingest.triggers import (
+from core.ingest.triggers import (
     BatchTask,
     Trigger,
     UnknownMessage,
@@ -24,7 +24,7 @@ from opsworks_trail.ingest.triggers import (
     refs_from_message,
     trigger_of,
 )
-from opsworks_trail.model import ObjectRef, Outcome, Status
+from core.model import ObjectRef, Outcome, Status
 
 PLUS_KEY = ("my trail+logs/AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/05/"
             "111122223333_CloudTrail_us-east-1_20240505T0525Z_EfTWGZSK9Vttdo2I.json.gz")

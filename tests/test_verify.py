@@ -17,18 +17,18 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from workshop.sample_digests import DigestSigner, SignedDigest, chained_digests, digest_key, make_digest
 
-from opsworks_trail.cli.main import main
-from opsworks_trail.ingest.digests import parse_digest
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.proof import DigestCheck, S3Objects
-from opsworks_trail.ingest.publickeys import KeyRing
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import TableSink
-from opsworks_trail.ingest.sources import S3Source
-from opsworks_trail.ingest.store import EventStore, deserialize
-from opsworks_trail.model import ObjectRef, Status
-from opsworks_trail.read.verify import Verifier, VerifyReport, coverage_from_table
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES
+from cli.main import main
+from core.ingest.digests import parse_digest
+from core.ingest.pipeline import Pipeline
+from core.ingest.proof import DigestCheck, S3Objects
+from core.ingest.publickeys import KeyRing
+from core.ingest.selection import Selection
+from core.ingest.sinks import TableSink
+from core.ingest.sources import S3Source
+from core.ingest.store import EventStore, deserialize
+from core.model import ObjectRef, Status
+from core.read.verify import Verifier, VerifyReport, coverage_from_table
+from core.settings import DEFAULT_EVENT_SOURCES
 
 START = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 ACCOUNTS = ("111122223333", "444455556666")
@@ -425,7 +425,7 @@ def test_files_still_absent_when_the_next_digest_arrives_are_missing(trail: Trai
 
 def test_the_handler_verifies_digests_and_counts_findings(trail: Trail, monkeypatch: pytest.MonkeyPatch,
                                                           tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import opsworks_trail.handlers.ingest as ingest
+    import handlers.ingest as ingest
 
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps(SIGNER.listing()))
@@ -475,7 +475,7 @@ def test_the_report_states_the_coverage_the_function_verified(trail: Trail, tmp_
 
 def test_the_report_says_not_provable_without_digests_and_lists_findings(trail: Trail,
                                                                          capsys: pytest.CaptureFixture[str]) -> None:
-    from opsworks_trail.present.report import add_coverage_html, render_coverage_text
+    from cli.present.report import add_coverage_html, render_coverage_text
 
     assert "Not provable" in render_coverage_text([])
     assert "Not provable" in add_coverage_html("<html><body></body></html>", [])
@@ -489,7 +489,7 @@ def test_the_report_says_not_provable_without_digests_and_lists_findings(trail: 
 
 
 def test_hours_proven_count_each_hour_once_when_trails_overlap() -> None:
-    from opsworks_trail.read.verify import StreamReport
+    from core.read.verify import StreamReport
 
     stream = StreamReport("1", "r")
     stream.covers("2024-05-01T00:00:00Z", "2024-05-01T02:00:00Z")

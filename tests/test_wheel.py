@@ -32,17 +32,19 @@ import boto3
 import pytest
 from workshop.template import table_definition_from_template
 
+from cli.dynamodb_local import client_kwargs
+from cli.errors import Exit
+from cli.main import COMMANDS, main
 from conftest import REPO
 from ddb_local_plugin import _ci_enabled
-from opsworks_trail.cli.dynamodb_local import client_kwargs
-from opsworks_trail.cli.errors import Exit
-from opsworks_trail.cli.main import COMMANDS, main
 from package_plugin import imports_of
 
 PACKAGE_INPUTS = ("pyproject.toml", "README.md", "src")
 """What the build reads: pyproject names README.md as the long description and finds the package in src/."""
 OPTIONAL_IMPORTS = frozenset({"tqdm"})
 """Imported by the installed package only when present (the `cli` extra): a plain install lacks them."""
+PACKAGES = ("core", "handlers", "cli")
+"""The wheel's top-level packages."""
 INDEX_UNREACHABLE = ("Could not find a version that satisfies", "No matching distribution found",
                      "NewConnectionError", "Max retries exceeded", "Temporary failure in name resolution")
 """pip's words when the package index cannot be reached: the tier cannot run, the product did not fail."""
@@ -193,8 +195,8 @@ def test_the_wheel_holds_the_package_and_its_catalog_only(wheel: Path) -> None:
     tops = {name.split("/")[0] for name in names}
     dist_info = {top for top in tops if top.endswith(".dist-info")}
     assert len(dist_info) == 1, dist_info
-    assert tops - dist_info == {"opsworks_trail"}, f"top-level entries besides the package: {tops - dist_info}"
-    assert "opsworks_trail/ingest/catalog.json" in names
+    assert tops - dist_info == set(PACKAGES), f"top-level entries besides the packages: {tops - dist_info}"
+    assert "core/ingest/catalog.json" in names
     assert not [n for n in names if "/workshop/" in n or "/tests/" in n or n.endswith(("conftest.py", ".pyc"))]
 
 
@@ -210,7 +212,7 @@ def test_the_cli_extra_adds_progress_bars_only(wheel: Path) -> None:
         if found:
             extras.setdefault(found.group(1), []).append(re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0])
     assert extras.get("cli") == ["tqdm"], extras
-    assert "opsworks-trail = opsworks_trail.cli.main:main" in \
+    assert "opsworks-trail = cli.main:main" in \
         zipfile.ZipFile(wheel).read(metadata_name.replace("METADATA", "entry_points.txt")).decode()
 
 
@@ -219,22 +221,23 @@ def test_every_import_of_the_installed_package_resolves_in_a_plain_install(user:
     """Every module the installed code imports, even inside a function, is installed by `pip install
     opsworks-trail`, except the `cli` extra's (guarded); the package comes from the venv, not a checkout,
     and every module of it imports."""
-    location = Path(user.python("import opsworks_trail; print(opsworks_trail.__file__)").strip()).parent
-    assert location.is_relative_to(user.venv), f"opsworks_trail imported from {location}"
-    wanted = sorted({name.split(":")[0].split(".")[0] for name in imports_of(location)})
+    site = Path(user.python("import core; print(core.__file__)").strip()).parent.parent
+    assert site.is_relative_to(user.venv), f"core imported from {site}"
+    wanted = sorted({name.split(":")[0].split(".")[0] for name in imports_of(*(site / top for top in PACKAGES))})
     missing = json.loads(user.python(
         "import importlib.util, json, sys; print(json.dumps([n for n in sys.argv[1:] "
         "if importlib.util.find_spec(n) is None]))", *wanted))
     assert set(missing) == OPTIONAL_IMPORTS, f"imported by the package but not installed: {missing}"
     modules = user.python(
-        "import importlib, pkgutil, opsworks_trail\n"
-        "for m in pkgutil.walk_packages(opsworks_trail.__path__, 'opsworks_trail.'):\n"
-        "    importlib.import_module(m.name); print(m.name)\n"
+        "import importlib, pkgutil\n"
+        f"for top in {PACKAGES!r}:\n"
+        "    for m in pkgutil.walk_packages(importlib.import_module(top).__path__, top + '.'):\n"
+        "        importlib.import_module(m.name); print(m.name)\n"
         "for gone in ('workshop', 'moto', 'yaml', 'pytest', 'hypothesis'):\n"
         "    assert importlib.util.find_spec(gone) is None, gone\n",
         AWS_DEFAULT_REGION=REGION,  # the handler module creates its clients at import, as Lambda runs it
     ).split()
-    assert "opsworks_trail.cli.main" in modules and "opsworks_trail.handlers.ingest" in modules
+    assert "cli.main" in modules and "handlers.ingest" in modules
 
 
 # -- the commands, from an empty folder ---------------------------------------------------------------------

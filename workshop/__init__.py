@@ -7,6 +7,6 @@
 - ``invoke`` (``make invoke``): the Lambda handler run in-process against moto.
 - ``template``: reads ``template.yaml`` from the checkout.
 
-Tests, the benchmark (``bench/``) and make targets may import the workshop; ``src/opsworks_trail``
+Tests, the benchmark (``bench/``) and make targets may import the workshop; ``src/``
 never does, since the wheel does not ship it.
 """

@@ -19,28 +19,28 @@ from pathlib import Path
 
 import boto3
 
-from opsworks_trail.cli.common import LOCAL_TABLE
-from opsworks_trail.cli.errors import CliError, Exit
-from opsworks_trail.cli.ingest import Summary, ingest_all
-from opsworks_trail.cli.verify import coverage_line
-from opsworks_trail.event import Event
-from opsworks_trail.ingest.pipeline import Pipeline
-from opsworks_trail.ingest.proof import DigestCheck
-from opsworks_trail.ingest.publickeys import KeyRing, keys_from_list
-from opsworks_trail.ingest.selection import Selection
-from opsworks_trail.ingest.sinks import TableSink
-from opsworks_trail.ingest.store import EventStore
-from opsworks_trail.present.report import (
+from cli.common import LOCAL_TABLE
+from cli.errors import CliError, Exit
+from cli.ingest import Summary, ingest_all
+from cli.present.report import (
     add_coverage_html,
     build_report,
     render_coverage_text,
     render_html,
     render_text,
 )
-from opsworks_trail.read.actors import who
-from opsworks_trail.read.queries import EventQueries
-from opsworks_trail.read.verify import Verifier
-from opsworks_trail.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
+from cli.verify import coverage_line
+from core.event import Event
+from core.ingest.pipeline import Pipeline
+from core.ingest.proof import DigestCheck
+from core.ingest.publickeys import KeyRing, keys_from_list
+from core.ingest.selection import Selection
+from core.ingest.sinks import TableSink
+from core.ingest.store import EventStore
+from core.read.actors import who
+from core.read.queries import EventQueries
+from core.read.verify import Verifier
+from core.settings import DEFAULT_EVENT_SOURCES, DEFAULT_MAX_DECOMPRESSED_BYTES
 from workshop.sample_digests import DirectoryBucket
 
 BUCKET = "demo-bucket"
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from opsworks_trail.cli.dynamodb_local import DynamoDBLocalUnavailable, client_kwargs, start_persistent
+    from cli.dynamodb_local import DynamoDBLocalUnavailable, client_kwargs, start_persistent
     from workshop.synthetic import write_sample_bucket
     from workshop.template import table_definition_from_template
 
@@ -132,7 +132,7 @@ def _reasons(summary: Summary) -> str:
 
 def print_callers_and_failures(events: list[Event], failures: list[Event]) -> None:
     """Who called what, and which calls failed: the two questions a retirement review asks first. Callers
-    are people or principals keyed by account (opsworks_trail.read.actors), never by a display name alone."""
+    are people or principals keyed by account (core.read.actors), never by a display name alone."""
     print("Who called what")
     calls: dict[str, Counter[str]] = defaultdict(Counter)
     labels: dict[str, str] = {}

@@ -111,7 +111,7 @@ def local_dynamodb(endpoint: str | None) -> Iterator[str]:
     if endpoint:
         yield endpoint
         return
-    from opsworks_trail.cli.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable
+    from cli.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable
 
     try:
         server = DynamoDBLocal()
@@ -144,7 +144,7 @@ def local_s3(endpoint: str | None) -> Iterator[str]:
 
 
 def ensure_table(endpoint: str, table: str) -> None:
-    from opsworks_trail.cli.dynamodb_local import client_kwargs
+    from cli.dynamodb_local import client_kwargs
     from workshop.template import table_definition_from_template
 
     client = boto3.client("dynamodb", **client_kwargs(endpoint))
@@ -156,7 +156,7 @@ def ensure_table(endpoint: str, table: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from opsworks_trail.cli.common import to_json
+    from cli.common import to_json
     from workshop.template import load_template
 
     try:

@@ -21,8 +21,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from opsworks_trail.errors import SourceError
-from opsworks_trail.ingest.digests import (
+from core.errors import SourceError
+from core.ingest.digests import (
     SIGNATURE_ALGORITHM,
     PublicKey,
     fingerprint_of,
@@ -32,7 +32,7 @@ from opsworks_trail.ingest.digests import (
     parse_time,
     string_to_sign,
 )
-from opsworks_trail.model import BinaryStream, ObjectRef
+from core.model import BinaryStream, ObjectRef
 
 TRAIL = "management-events"
 

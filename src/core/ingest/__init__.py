@@ -1,0 +1,16 @@
+"""The write path, what the Lambda function runs, one module per step of the flow:
+
+    triggers    a trigger event -> the S3 objects it announces (pure)
+    sources     opening an S3 object or a local file, its errors classified
+    logfile     which keys are log files; their bytes, inflated within a cap
+    trailfile   the records of one log file, at their exact boundaries
+    selection   the eventSource predicate (OpsWorks, OpsWorks CM)
+    catalog     the OpsWorks actions: read-only or not, resource parameters, secret fields
+    normalize   a record -> the normalized event, secrets redacted (pure)
+    store       the table writes: events, links, file state and ledger
+    sinks       where the events go: the table (with the file's state), the caller, nowhere (dry run)
+    digests, publickeys, proof   digest files: parsed, signature checked, compared with the ledger
+    pipeline    one object in, one Outcome out, through the steps above
+
+May import the base (event, keys, model, errors, settings) and libraries; never read/, cli/ or handlers/.
+"""

@@ -1,0 +1,167 @@
+"""Lambda entry point: turn a trigger into object refs, and Outcomes into the trigger's reply.
+
+- SQS (S3 notifications, SNS envelopes, CloudTrail's notification, EventBridge events as bodies):
+  only the messages whose objects failed transiently are reported in batchItemFailures.
+- S3 Batch Operations: one result per task, Succeeded / TemporaryFailure / PermanentFailure.
+- Direct (S3, SNS or EventBridge invoking the function): a transient failure raises, so Lambda
+  retries the event.
+Which shape is which, and how keys are decoded, is ingest/triggers.py.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core.ingest.pipeline import Pipeline
+from core.ingest.proof import DigestCheck, S3Objects
+from core.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
+from core.ingest.selection import Selection
+from core.ingest.sinks import TableSink
+from core.ingest.sources import S3Source
+from core.ingest.store import RETRIES, EventStore
+from core.ingest.triggers import (
+    Trigger,
+    UnknownMessage,
+    batch_response,
+    batch_result,
+    batch_tasks,
+    refs_from_event,
+    refs_from_message,
+    trigger_of,
+)
+from core.model import ObjectRef, Outcome, Status
+from core.settings import Settings
+from handlers.observability import logger, metrics, tracer
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+s3_client = boto3.client("s3")
+dynamodb_client = boto3.client("dynamodb", config=RETRIES)
+
+
+@cache
+def sqs_processor() -> BatchProcessor:
+    """Built on the first SQS delivery: Powertools' batch module imports asyncio (~20 ms), which
+    direct and S3 Batch Operations (backfill) invocations never need."""
+    from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType
+
+    return BatchProcessor(event_type=EventType.SQS)
+
+
+class RetryLater(Exception):
+    """Some object of this delivery failed transiently: the trigger must deliver it again."""
+
+
+@cache
+def pipeline() -> Pipeline:
+    """Built on the first invocation, not at import, so a bad setting fails the call with its name."""
+    settings = Settings.from_env()
+    store = EventStore(dynamodb_client, settings.table_name)
+    keys = public_keys(settings.digest_public_keys)
+    return Pipeline(
+        open=S3Source(s3_client).open,
+        selection=Selection(settings.event_sources),
+        sink=TableSink(store, retention_days=settings.retention_days),
+        max_decompressed_bytes=settings.max_decompressed_bytes,
+        digests=DigestCheck(S3Objects(s3_client).fetch, keys, store) if keys is not None else None,
+    )
+
+
+def public_keys(source: str | None) -> PublicKeys | None:
+    """CloudTrail's keys by ListPublicKeys (a client per Region, made on first use), or from a file."""
+    if source is None:
+        return None
+    if source == "cloudtrail":
+        return CloudTrailPublicKeys(cache(lambda region: boto3.client("cloudtrail", region_name=region)))
+    return keys_from_files([Path(source)])
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    trigger = trigger_of(event)
+    if trigger is Trigger.SQS:
+        from aws_lambda_powertools.utilities.batch import process_partial_response
+
+        return dict(process_partial_response(event=event, record_handler=handle_message,
+                                             processor=sqs_processor(), context=context))
+    if trigger is Trigger.BATCH_OPERATIONS:
+        return handle_batch_operations(event)
+    try:
+        refs = refs_from_event(event)
+    except UnknownMessage as exc:
+        report_unknown(exc, "direct invocation")
+        raise
+    ingest_all(refs)
+    return {"batchItemFailures": []}
+
+
+def handle_message(record: SQSRecord) -> None:
+    """One SQS message. A body in no known shape raises, so it is retried and ends in the
+    dead-letter queue: kept where an operator sees it (an alarm watches the DLQ) rather than
+    acknowledged and lost. It is logged here with its reason and counted as UnknownMessages."""
+    try:
+        refs = refs_from_message(record.body)
+    except UnknownMessage as exc:
+        report_unknown(exc, f"SQS message {record.message_id}")
+        raise
+    ingest_all(refs)
+
+
+def handle_batch_operations(event: dict[str, Any]) -> dict[str, Any]:
+    """Every task of the invocation answered; a failure of one task never hides the others."""
+    results = []
+    for task in batch_tasks(event):
+        with logger.append_context_keys(task_id=task.task_id):
+            results.append(batch_result(task, ingest_one(task.ref)))
+    return batch_response(event, results)
+
+
+def report_unknown(exc: UnknownMessage, what: str) -> None:
+    logger.error(f"{what} announces no object in a known shape: {exc.reason}")
+    metrics.add_metric(name="UnknownMessages", unit=MetricUnit.Count, value=1)
+
+
+def ingest_all(refs: list[ObjectRef]) -> list[Outcome]:
+    """Ingest every object, then raise if any must be retried: one bad object never stops the others."""
+    outcomes = [ingest_one(ref) for ref in refs]
+    retry = [o for o in outcomes if o.retry]
+    if retry:
+        raise RetryLater("; ".join(f"{o.ref.uri}: {o.reason}" for o in retry))
+    return outcomes
+
+
+def ingest_one(ref: ObjectRef) -> Outcome:
+    with logger.append_context_keys(bucket=ref.bucket, key=ref.key):
+        outcome = pipeline().ingest(ref)
+        report(outcome)
+    return outcome
+
+
+def report(outcome: Outcome) -> None:
+    """The one log line and the metrics of an Outcome; failures are logged here and nowhere else."""
+    fields = {"status": outcome.status.value, "reason": outcome.reason, "bytes_read": outcome.bytes_read,
+              "matched": outcome.matched, "written": outcome.written}
+    if outcome.findings or outcome.missing_files:
+        logger.error(f"integrity: {outcome.reason}", extra={"findings": outcome.findings,
+                                                            "missing_log_files": outcome.missing_files})
+        metrics.add_metric(name="IntegrityFindings", unit=MetricUnit.Count, value=len(outcome.findings))
+        metrics.add_metric(name="MissingLogFiles", unit=MetricUnit.Count, value=outcome.missing_files)
+    if outcome.status is Status.FAILED:
+        kind = "permanent" if outcome.permanent else "transient"
+        logger.error(f"{kind} failure: {outcome.reason}", extra=fields, exc_info=outcome.error)
+        metrics.add_metric(name=f"Files{kind.capitalize()}Failed", unit=MetricUnit.Count, value=1)
+        return
+    logger.info(f"{outcome.status.value}: {outcome.reason or outcome.ref.uri}", extra=fields)
+    metrics.add_metric(name=f"Files{outcome.status.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    if outcome.matched:
+        metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=outcome.written)

@@ -1,5 +1,0 @@
-"""Lambda entry points (ingest.lambda_handler) and their Powertools wiring (observability).
-
-Thin: a trigger becomes object refs, Outcomes become the trigger's reply. May import ingest/ and the
-base only: the function's package ships nothing else (make/lambda/Makefile).
-"""
