@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from conftest import REPO, needs_shared
 from core.event import Actor, Event, Resource, SourceObject
 from core.ingest.catalog import load_catalog
+from core.ingest.items import MAX_LINKS, document, event_items, restore
 from core.ingest.normalize import InvalidRecord, normalize
-from core.ingest.store import MAX_LINKS, document, event_items, restore
 from core.model import ObjectRef
 
 CATALOG = load_catalog()

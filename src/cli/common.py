@@ -14,8 +14,9 @@ from boto3.dynamodb.types import Binary
 from botocore.exceptions import NoRegionError
 
 from cli.errors import PROBE_CONFIG, CliError, Exit, Where, explain, probe_table
+from core.ingest.items import json_number
 from core.ingest.selection import Selection
-from core.ingest.store import RETRIES, json_number
+from core.ingest.store import RETRIES
 from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
 
 LOCAL_TABLE = "opsworks-trail-demo"
