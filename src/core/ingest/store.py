@@ -1,7 +1,7 @@
 """The table writes (the only writer to DynamoDB): the items of an event, batched idempotent writes, file state.
 
 The items: an event, a link per resource it names, relations, the account registry, file state; their
-key formats are in core.keys (the reasons: README, "Table design"). Every key is derived from
+key formats are in core.keys (the reasons: docs/table-design.md). Every key is derived from
 the event or the object, so writing the same thing twice overwrites it with itself: a redelivered file or
 an event seen in two files stays one item.
 
