@@ -31,9 +31,7 @@ S3_ACTIONS = {"ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket", 
 BY_HAND = {"dynamodb:GetItem"}
 """Granted for reading one item by hand (the DynamoDB console's item view, PartiQL SELECT by key), which
 the event item's headline attributes are for; no command needs it."""
-WITH_A_KEY = {"kms:Decrypt"}
-"""Granted only when the table (TableKmsKeyArn) or the trail (KmsKeyArn) is encrypted with a customer key:
-the calls are DynamoDB's and S3's own on the reader's behalf."""
+
 
 
 def iam_action(service: str, operation: str) -> str:
@@ -110,7 +108,7 @@ def test_the_auditor_policy_allows_exactly_the_calls_of_query_report_and_failure
     needed = auditor_calls(signed_trail, calls)
 
     assert needed, "no call was recorded"
-    assert policy_actions("AuditorPolicy") - BY_HAND - WITH_A_KEY == needed
+    assert policy_actions("AuditorPolicy") - BY_HAND == needed
 
 
 def test_the_verifier_policy_allows_exactly_the_auditors_calls_and_those_of_verify(
@@ -118,7 +116,7 @@ def test_the_verifier_policy_allows_exactly_the_auditors_calls_and_those_of_veri
     needed = auditor_calls(signed_trail, calls) | verifier_calls(signed_trail, calls, tmp_path)
 
     assert {"s3:GetObject", "s3:ListBucket", "cloudtrail:ListPublicKeys"} <= needed
-    assert policy_actions("VerifierPolicy") - BY_HAND - WITH_A_KEY == needed
+    assert policy_actions("VerifierPolicy") - BY_HAND == needed
 
 
 def test_both_reach_only_the_table_and_its_indexes_and_the_verifier_only_the_trail_prefix() -> None:
@@ -150,8 +148,8 @@ def test_the_table_denies_every_write_to_all_but_the_function_and_the_operator_r
 def test_the_table_is_encrypted_with_the_given_key_which_the_function_may_use() -> None:
     resources = load_template()["Resources"]
     sse = resources["EventsTable"]["Properties"]["SSESpecification"]
-    access = resources["IngestFunctionTableAccess"]["Properties"]["PolicyDocument"]["Statement"]
-    key = next(s for s in access if isinstance(s, dict) and "Fn::If" in s)["Fn::If"]
+    role = resources["IngestFunctionRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    key = next(s["Fn::If"] for s in role if "Fn::If" in s and s["Fn::If"][1]["Sid"] == "EventsTableKey")
 
     assert sse["KMSMasterKeyId"] == {"Fn::If": ["HasTableKmsKey", {"Ref": "TableKmsKeyArn"},
                                                 {"Ref": "AWS::NoValue"}]}

@@ -124,7 +124,7 @@ def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str
         documents = []
         if kind == "AWS::IAM::Role":
             documents += [policy["PolicyDocument"] for policy in props.get("Policies", [])]
-        elif kind in ("AWS::IAM::Policy", "AWS::IAM::RolePolicy", "AWS::IAM::ManagedPolicy", "AWS::SQS::QueuePolicy",
+        elif kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy", "AWS::SQS::QueuePolicy",
                       "AWS::S3::BucketPolicy", "AWS::SNS::TopicPolicy"):
             documents.append(props["PolicyDocument"])
         for document in documents:
@@ -136,8 +136,8 @@ def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str
 def _role_statement(translated: dict[str, Any], sid: str) -> dict[str, Any]:
     """A statement of the function's role: inline, or in a role policy attached to it."""
     resources = translated["Resources"]
-    attached = {k for k, r in resources.items() if r["Type"] == "AWS::IAM::RolePolicy"
-                and r["Properties"]["RoleName"] == {"Ref": "IngestFunctionRole"}}
+    attached = {k for k, r in resources.items() if r["Type"] == "AWS::IAM::Policy"
+                and {"Ref": "IngestFunctionRole"} in r["Properties"].get("Roles", [])}
     for logical_id, statement in _policy_statements(translated):
         if logical_id in {"IngestFunctionRole", *attached} and statement.get("Sid") == sid:
             return statement
