@@ -493,7 +493,8 @@ LOOKALIKES: list[Callable[[Session, Actor], Json]] = [
 
 def lookalike(r: RecordMaker, account: str, region: str, at: datetime, which: int | None = None) -> Json:
     """A record that mentions OpsWorks yet is another service's, at ``at``: ``LOOKALIKES[which]``, or one
-    picked at random."""
+    picked at random. OpsWorks' service role is drawn whichever kind it is, used or not, so that the draws
+    after it do not depend on the kind."""
     kind = LOOKALIKES[r.rng.randrange(len(LOOKALIKES)) if which is None else which % len(LOOKALIKES)]
     opsworks_role = r.service_role(account, "aws-opsworks-service-role", OPSWORKS)
     return kind(Session.at(r, account, region, at), opsworks_role)
