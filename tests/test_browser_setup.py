@@ -157,3 +157,34 @@ def test_a_fetched_package_that_is_not_the_pinned_one_is_refused(tmp_path: Path,
 
     with pytest.raises(NpmInstallFailed, match="integrity"):
         browser_setup.install(tmp_path / "cache" / "chromium")
+
+
+def _fake_apt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, install: str) -> tuple[Path, Path]:
+    """apt-get (and sudo, for a run that is not root) on a PATH of their own; returns (bin, the log of calls)."""
+    bin_dir, calls = tmp_path / "bin", tmp_path / "apt-calls"
+    bin_dir.mkdir()
+    executable(bin_dir / "apt-get", f'#!/bin/sh\necho "$@" >> "{calls}"\n'
+                                    f'if [ "$1" = install ]; then {install}; fi\n')
+    executable(bin_dir / "sudo", '#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n')
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setattr(browser_setup.platform, "machine", lambda: "aarch64")
+    return bin_dir, calls
+
+
+def test_where_npm_has_no_binary_debians_chromium_is_installed_with_apt(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir, calls = _fake_apt(tmp_path, monkeypatch, f'printf "#!/bin/sh\\n" > "{tmp_path}/bin/chromium"; '
+                                                      f'{shutil.which("chmod")} +x "{tmp_path}/bin/chromium"')
+    environ = {"PATH": str(bin_dir), "OPSWORKS_TRAIL_CACHE": str(tmp_path / "cache")}
+
+    assert browser_setup.ensure_browser(environ) == str(bin_dir / "chromium")
+    assert calls.read_text(encoding="utf-8").splitlines() == [
+        "update -qq", "install -y -qq --no-install-recommends chromium"]
+    assert not (tmp_path / "cache").exists()  # nothing fetched from npm
+
+
+def test_a_failed_apt_install_is_named_with_its_exit_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bin_dir, _ = _fake_apt(tmp_path, monkeypatch, 'echo "E: Unable to locate package chromium" >&2; exit 100')
+
+    with pytest.raises(NpmInstallFailed, match=r"no aarch64 binary.*exited with 100: E: Unable to locate"):
+        browser_setup.ensure_browser({"PATH": str(bin_dir), "OPSWORKS_TRAIL_CACHE": str(tmp_path / "cache")})
