@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from cli.npm_install import NpmInstallFailed, cache_home, extract_folder, install_pinned, tail
 
@@ -93,15 +95,16 @@ def _unpack_chromium(tarball: Path, staging: Path, *, final: Path) -> None:
     (staging / "fonts.conf").write_text(
         '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
         "  <dir>/usr/share/fonts</dir>\n  <dir>/usr/local/share/fonts</dir>\n"
-        f"  <dir>{final / 'fonts'}</dir>\n  <cachedir>{final / 'fonts-cache'}</cachedir>\n</fontconfig>\n",
+        f"  <dir>{escape(str(final / 'fonts'))}</dir>\n  <cachedir>{escape(str(final / 'fonts-cache'))}</cachedir>\n"
+        "</fontconfig>\n",
         encoding="utf-8")
     wrapper = staging / WRAPPER
     wrapper.write_text(
         "#!/bin/sh\n"
         f"# {CHROMIUM_PACKAGE}'s headless Chromium with its own NSS libraries and fonts (tests/browser_setup.py).\n"
-        f'export LD_LIBRARY_PATH="{final / "lib"}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"\n'
-        f'export FONTCONFIG_FILE="{final / "fonts.conf"}"\n'
-        f'exec "{final / _BINARY}" "$@"\n',
+        f'export LD_LIBRARY_PATH={shlex.quote(str(final / "lib"))}"${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}"\n'
+        f'export FONTCONFIG_FILE={shlex.quote(str(final / "fonts.conf"))}\n'
+        f'exec {shlex.quote(str(final / _BINARY))} "$@"\n',
         encoding="utf-8")
     wrapper.chmod(0o755)
 

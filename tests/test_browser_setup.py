@@ -121,7 +121,7 @@ def test_the_fetched_browser_runs_through_a_wrapper_naming_its_own_libraries_and
     monkeypatch.setattr(browser_setup, "CHROMIUM_INTEGRITY",
                         _fake_package(tarball, {"lib/libnss3.so": b"nss", "lib/libnspr4.so": b"nspr"}))
     _npm_that_hands_over(tarball, tmp_path, monkeypatch)
-    target = tmp_path / "cache" / "chromium"
+    target = tmp_path / "a cache with $HOME & 'quotes'" / "chromium"
 
     wrapper = browser_setup.install(target)
     ran = subprocess.run([str(wrapper), "--headless", "--no-sandbox"], capture_output=True, text=True, check=True,
@@ -130,7 +130,7 @@ def test_the_fetched_browser_runs_through_a_wrapper_naming_its_own_libraries_and
     assert ran.stdout.splitlines() == [f"LD_LIBRARY_PATH={target / 'lib'}:/elsewhere",
                                        f"FONTCONFIG_FILE={target / 'fonts.conf'}", "--headless --no-sandbox"]
     assert sorted(p.name for p in (target / "lib").iterdir()) == ["libnspr4.so", "libnss3.so"]
-    assert f"<dir>{target / 'fonts'}</dir>" in (target / "fonts.conf").read_text(encoding="utf-8")
+    assert f"<dir>{target / 'fonts'}</dir>".replace("&", "&amp;") in (target / "fonts.conf").read_text(encoding="utf-8")
     assert (target / "fonts" / "Sans" / "Sans.ttf").read_bytes() == b"ttf"
     assert not (target / "libGLESv2.so").exists()  # --disable-gpu: the GL libraries stay packed
 
