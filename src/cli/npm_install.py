@@ -37,6 +37,7 @@ __all__ = [
     "cache_home",
     "ensure_installed",
     "extract_folder",
+    "extract_safely",
     "install_pinned",
 ]
 
@@ -114,7 +115,8 @@ def install_pinned(package: str, integrity: str, target: Path,
 
 def extract_folder(package: str, tarball: Path, prefix: str, dest: Path) -> None:
     """Extract the members of ``tarball`` under ``prefix`` (such as ``package/bin/``) into ``dest``, without
-    the prefix, safely (tarfile's ``data`` filter: nothing outside ``dest``, no device files)."""
+    the prefix, safely: nothing outside ``dest``, no device files (tarfile's ``data`` filter, or the same
+    checks by hand on a Python without it, such as Debian 12's 3.11.2)."""
     dest.mkdir(parents=True)
     with tarfile.open(tarball, "r:gz") as archive:
         members = []
@@ -123,10 +125,46 @@ def extract_folder(package: str, tarball: Path, prefix: str, dest: Path) -> None
                 continue
             member.name = member.name.removeprefix(prefix)
             members.append(member)
+        extract_safely(package, archive, members, dest)
+
+
+def extract_safely(package: str, archive: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path) -> None:
+    """``archive.extractall`` of ``members`` into ``dest``, refusing an entry that would land outside it."""
+    if HAS_DATA_FILTER:
         try:
             archive.extractall(dest, members=members, filter="data")
         except tarfile.FilterError as error:
             raise NpmInstallFailed(f"download of {package} holds an unsafe entry: {error}") from error
+        return
+    root = dest.resolve()
+    for member in members:
+        problem = _unsafe(member, root)
+        if problem:
+            raise NpmInstallFailed(f"download of {package} holds an unsafe entry: {member.name!r} {problem}")
+        member.name = member.name.lstrip("/")
+        member.mode &= 0o755  # as the data filter: no setuid, setgid, sticky or group/other write bits
+    archive.extractall(dest, members=members)
+
+
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+"""Python 3.11.4+ (and 3.12+) filter what an archive may extract; older 3.11 releases do not."""
+
+
+def _unsafe(member: tarfile.TarInfo, root: Path) -> str | None:
+    """Why ``member`` may not be extracted under ``root``, or None: the data filter's rules (a leading ``/``
+    of a name is dropped, as the filter drops it; a link must be relative and stay inside)."""
+    if not (member.isreg() or member.isdir() or member.issym() or member.islnk()):
+        return "is a device, a FIFO or another special file"
+    name = member.name.lstrip("/")
+    if not (root / name).resolve().is_relative_to(root):
+        return "would be written outside the destination"
+    if member.issym() or member.islnk():
+        if member.linkname.startswith("/"):
+            return f"links to the absolute path {member.linkname!r}"
+        base = root / os.path.dirname(name) if member.issym() else root
+        if not (base / member.linkname).resolve().is_relative_to(root):
+            return f"links to {member.linkname!r}, outside the destination"
+    return None
 
 
 @contextlib.contextmanager
