@@ -164,8 +164,9 @@ class Sweep:
             with lock:
                 done += 1
                 results.append(result)
-                self.say(f"[{done}/{len(pairs)}] {target.account_id} {region}: {result.calls} call(s), "
-                         f"{result.written} new, {result.requests} request(s)")
+                new = "" if self.ingest.store is None else f", {result.written} new"
+                self.say(f"[{done}/{len(pairs)}] {target.account_id} {region}: {result.calls} call(s){new}, "
+                         f"{result.requests} request(s)")
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             for finished in pool.map(one, pairs):  # re-raises what no account-Region may hide
