@@ -228,7 +228,8 @@ def eventbridge_api_call(record: dict[str, Any], *, event_id: str | None = None)
     source = "aws." + record["eventSource"].removesuffix(".amazonaws.com")
     return {"version": "0", "id": event_id or str(uuid.uuid5(uuid.NAMESPACE_URL, record["eventID"])),
             "detail-type": "AWS API Call via CloudTrail", "source": source,
-            "account": record["recipientAccountId"], "time": record["eventTime"], "region": record["awsRegion"],
+            "account": record.get("recipientAccountId") or record["userIdentity"]["accountId"],
+            "time": record["eventTime"], "region": record["awsRegion"],
             "resources": [], "detail": record}
 
 
@@ -242,3 +243,34 @@ def sqs_message(body: dict[str, Any], *, message_id: str = "4b2a7c1e-9f0d-4c55-8
                        "SenderId": "AIDAIEXAMPLESENDER0001", "ApproximateFirstReceiveTimestamp": "1714887012618"},
         "messageAttributes": {}, "md5OfBody": hashlib.md5(text.encode()).hexdigest(),
         "eventSource": "aws:sqs", "eventSourceARN": queue_arn, "awsRegion": queue_arn.split(":")[3]}]}
+
+
+SAMPLE_TIME = datetime(2024, 5, 5, 5, 30, 12, tzinfo=UTC)
+SAMPLE_ACCOUNT, SAMPLE_REGION = "111122223333", "us-east-1"
+
+
+def sample_events() -> dict[str, Any]:
+    """The events/ samples of the tripwire and the sweep, as these builders make them (tests/test_tripwire.py
+    holds the files equal to this): a read-only DescribeStacks call as EventBridge sends it (direct and as an
+    SQS body), and a LookupEvents page of two events with a NextToken, as the service sends it."""
+    call = opsworks_record("DescribeStacks", account=SAMPLE_ACCOUNT, region=SAMPLE_REGION, when=SAMPLE_TIME,
+                           caller="legacy-deployer")
+    direct = eventbridge_api_call(call)
+    page_records = [opsworks_record("StopInstance", account=SAMPLE_ACCOUNT, region=SAMPLE_REGION,
+                                    when=SAMPLE_TIME, caller="legacy-deployer", number=1),
+                    opsworks_record("DescribeServers", service="opsworkscm", account=SAMPLE_ACCOUNT,
+                                    region=SAMPLE_REGION, when=SAMPLE_TIME, caller="chef-admin", number=2)]
+    page = checked_page({"Events": [lookup_event(r) for r in page_records],
+                         "NextToken": "kbOt5LlZe++mErCebpy2TgaMgmDvF1kYGFcH64JSjIbZFjsuvrSqg66b5YGssKutDYIyII4lrP4="})
+    return {"eventbridge-api-call.json": direct,
+            "sqs-eventbridge-api-call.json": sqs_message(direct),
+            "api/lookup-events-page.json": json.loads(wire_json(page))}
+
+
+if __name__ == "__main__":  # writes the samples: python tests/lookup_events_fake.py events/
+    import sys
+
+    folder = Path(sys.argv[1])
+    for name, document in sample_events().items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")

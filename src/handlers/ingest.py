@@ -80,12 +80,12 @@ def pipeline() -> Pipeline:
     )
 
 
-@cache
 def record_ingest() -> RecordIngest:
-    """The tripwire's path: records from messages, through the same selection and normalize."""
-    settings = Settings.from_env()
-    return RecordIngest(Selection(settings.event_sources), EventStore(dynamodb_client, settings.table_name),
-                        retention_days=settings.retention_days)
+    """The tripwire's path: records from messages, through the pipeline's own selection and table (built
+    from pipeline(), so there is one place that reads the settings and one cache to clear)."""
+    built = pipeline()
+    assert isinstance(built.sink, TableSink), "the function's pipeline writes to the table"
+    return RecordIngest(built.selection, built.sink.store, retention_days=built.sink.retention_days)
 
 
 def public_keys(source: str | None) -> PublicKeys | None:
