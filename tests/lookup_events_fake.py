@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -173,6 +174,8 @@ class FakeEventHistory:
         self.requests: Counter[tuple[str, str]] = Counter()
         self.throttled: Counter[tuple[str, str]] = Counter()
         self.sent: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        self.times: dict[tuple[str, str], list[float]] = defaultdict(list)
+        """When each request was made (time.monotonic at the client's first per-call hook), per pair."""
         self._lock = threading.Lock()
 
     def client(self, target: Any, region: str) -> Any:
@@ -185,6 +188,8 @@ class FakeEventHistory:
         from moto.core.models import botocore_stubber
 
         client.meta.events.unregister("before-send", botocore_stubber)
+        client.meta.events.register("before-parameter-build.cloudtrail.LookupEvents",
+                                    lambda **_: self.times[(account, region)].append(time.monotonic()))
         client.meta.events.register("before-send.cloudtrail.LookupEvents",
                                     lambda request, **_: self._answer(account, region, request))
         return client
