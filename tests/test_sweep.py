@@ -264,3 +264,16 @@ def test_since_takes_days_or_a_date() -> None:
     assert sweep.since_start("7", NOW) == NOW - timedelta(days=7)
     day = (NOW - timedelta(days=10)).date().isoformat()
     assert sweep.since_start(day, NOW) == datetime.fromisoformat(day).replace(tzinfo=UTC)
+
+
+def test_a_bad_since_stops_the_command_before_any_aws_call(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+
+    assert main(["sweep", "--since", "120", "--dry-run"]) == 2
+    assert "Event history keeps 90 days" in capsys.readouterr().err
+
+
+def test_another_account_without_a_role_name_is_a_usage_error() -> None:
+    with pytest.raises(sweep.CliError, match="pass --role-name"):
+        sweep.targets(["111111111111", "222222222222"], "111111111111", boto3.Session(region_name="us-east-1"), "",
+                      make_session=boto3.Session)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cli.sweep import Sweep, Target
-from core.ingest.history import MAX_ATTEMPTS, TokenBucket
+from core.ingest.history import MAX_ATTEMPTS, Lookup, TokenBucket
 from core.ingest.records import RecordIngest
 from core.ingest.selection import Selection
 from lookup_events_fake import FakeEventHistory, _Body, opsworks_record
@@ -135,3 +135,20 @@ def test_an_event_without_a_readable_record_is_named_not_dropped() -> None:
     assert result.calls == 0 and not skipped
     assert result.problems == [f"event {record['eventID']}: CloudTrailEvent is not a JSON object"]
 
+
+
+@settings(max_examples=15, deadline=None)
+@given(count=st.integers(0, 12), page_size=st.integers(1, 5), throttles=st.integers(0, 2))
+def test_pages_give_every_event_once_newest_first_whatever_the_page_size(count: int, page_size: int,
+                                                                          throttles: int) -> None:
+    pair = ("111122223333", "us-east-1")
+    records = [opsworks_record("DescribeStacks", when=NOW - timedelta(hours=n + 1), number=n) for n in range(count)]
+    fake = FakeEventHistory({pair: records}, page_size=page_size, throttle={pair: throttles})
+    lookup = Lookup(fake.client(pair[0], pair[1]), TokenBucket(1000.0), sleep=lambda _: None)
+
+    read = list(lookup.records(OPSWORKS, NOW - timedelta(days=1), NOW))
+
+    assert [r["eventID"] for r in read] == [r["eventID"] for r in records]  # made newest first
+    assert lookup.requests == max(1, -(-count // page_size)) + throttles
+    assert [body.get("NextToken") for body in fake.sent[pair][throttles:]] == \
+        [None] + [str(n) for n in range(page_size, count, page_size)]
