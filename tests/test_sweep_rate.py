@@ -152,3 +152,21 @@ def test_pages_give_every_event_once_newest_first_whatever_the_page_size(count: 
     assert lookup.requests == max(1, -(-count // page_size)) + throttles
     assert [body.get("NextToken") for body in fake.sent[pair][throttles:]] == \
         [None] + [str(n) for n in range(page_size, count, page_size)]
+
+
+def test_an_account_region_is_read_in_chunks_keeping_counts_and_the_last_call_not_every_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import cli.sweep
+
+    monkeypatch.setattr(cli.sweep, "CHUNK", 3)
+    pair = ("111122223333", "us-east-1")
+    records = [opsworks_record("StopInstance", when=NOW - timedelta(hours=n + 1), number=n, error=n % 3 == 0)
+               for n in range(7)]
+    fake = FakeEventHistory({pair: records}, page_size=2)
+    sweep = Sweep(RecordIngest(Selection(frozenset({OPSWORKS})), None), NOW - timedelta(days=1), NOW,
+                  cloudtrail=fake.client, sleep=lambda _: None, sources=(OPSWORKS,))
+
+    [result], _ = sweep.run([(Target(pair[0], None), pair[1])])
+
+    assert (result.calls, result.failed, result.events) == (7, 3, [])
+    assert result.last is not None and result.last["event_id"] == records[0]["eventID"]

@@ -13,7 +13,7 @@ import argparse
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -143,6 +143,9 @@ class Sweep:
     """Progress, one line at a time (stderr)."""
     sources: tuple[str, ...] = EVENT_SOURCES
     rate: float = REQUESTS_PER_SECOND
+    keep_events: bool = False
+    """Keep each account-Region's events on its result (`--format jsonl`); else only counts and the last call,
+    so memory does not grow with the calls found."""
 
     def run(self, pairs: list[tuple[Target, str]], workers: int = 8) -> tuple[list[PairResult], list[Skipped]]:
         results: list[PairResult] = []
@@ -169,10 +172,8 @@ class Sweep:
                          f"{result.requests} request(s)")
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            for finished in pool.map(one, pairs):  # re-raises what no account-Region may hide
-                del finished
-        key = lambda item: (item.account_id, item.region)  # noqa: E731
-        return sorted(results, key=key), sorted(skipped, key=key)
+            list(pool.map(one, pairs))  # re-raises what no account-Region may hide
+        return sorted(results, key=_place), sorted(skipped, key=_place)
 
     def pair(self, target: Target, region: str) -> PairResult:
         """One account-Region: both event sources, page by page within its token bucket, into the table."""
@@ -184,17 +185,40 @@ class Sweep:
         result = PairResult(target.account_id, region)
         origin = records_origin("lookup-events", target.account_id, region)
         for source in self.sources:
-            outcome = self.ingest.ingest(origin, lookup.records(source, self.start, self.end))
-            result.events += outcome.items
-            result.written += outcome.written
-            if outcome.reason:
-                result.problems.append(outcome.reason)
+            for records in _chunks(lookup.records(source, self.start, self.end), CHUNK):
+                outcome = self.ingest.ingest(origin, records)
+                result.written += outcome.written
+                if outcome.reason:
+                    result.problems.append(outcome.reason)
+                result.calls += len(outcome.items)
+                result.failed += sum(1 for event in outcome.items if event.get("outcome") == "failure")
+                newest = max(outcome.items, key=lambda event: event["event_time"], default=None)
+                if newest is not None and (result.last is None or newest["event_time"] > result.last["event_time"]):
+                    result.last = newest
+                if self.keep_events:
+                    result.events += outcome.items
         result.problems += lookup.unreadable
-        result.calls = len(result.events)
-        result.failed = sum(1 for event in result.events if event.get("outcome") == "failure")
-        result.last = max(result.events, key=lambda event: event["event_time"], default=None)
         result.requests, result.retries = lookup.requests, lookup.retries
         return result
+
+
+CHUNK = 500
+"""Records normalized and stored together (ten pages): one BatchGetItem per 100 of them, 20 BatchWriteItems."""
+
+
+def _chunks(records: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _place(item: PairResult | Skipped) -> tuple[str, str]:
+    return item.account_id, item.region
 
 
 def _reason(exc: BaseException) -> str:
@@ -321,7 +345,7 @@ def run(args: argparse.Namespace, *, make_session: Callable[..., Any] = boto3.Se
         skipped += not_read
     say(f"sweeping {len(pairs)} account-Region(s) of {len(found)} account(s) from {start:%Y-%m-%d %H:%M} UTC")
     sweep = Sweep(RecordIngest(Selection(frozenset(EVENT_SOURCES)), store), start, now, cloudtrail=cloudtrail,
-                  sleep=sleep, say=say)
+                  sleep=sleep, say=say, keep_events=args.format == "jsonl")
     results, unread = sweep.run(pairs, args.workers)
     skipped += unread
     days = round((now - start).total_seconds() / 86400)
