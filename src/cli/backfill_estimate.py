@@ -172,18 +172,21 @@ def render(found: Estimate) -> list[str]:
                                               if found.manifest_objects else ""),
         f"cost: ${found.total_dollars:,.2f} at {found.prices_note} ("
         + ", ".join(f"{name} ${amount:,.2f}" for name, amount in found.dollars.items()) + ")",
-        f"time: {found.hours:,.1f} h of function time at a concurrency of {found.concurrency:,}",
+        f"time: {_hours(found.hours)} at a concurrency of {found.concurrency:,} (the function's time; Batch "
+        "Operations adds its own preparation, minutes to hours for a large manifest)",
     ]
     return lines
+
+
+def _hours(hours: float) -> str:
+    return f"{hours:,.1f} h" if hours >= 1 else f"{hours * 60:,.0f} min"
 
 
 # -- counting: a prefix sample of the trail's layout ---------------------------------------------------------
 
 ACCOUNTS_TAKEN = 3
 REGIONS_TAKEN = 2
-YEARS_TAKEN = 1
-MONTHS_TAKEN = 2
-DAYS_TAKEN = 2
+DAYS_TAKEN = 4
 KINDS = ("CloudTrail", "CloudTrail-Digest")
 CHILD_PAGES = 10
 """Delimiter pages read to count the children of one prefix (10,000 accounts); more are said, not counted."""
@@ -293,7 +296,7 @@ def _sample_above_accounts(walk: _Walk, prefix: str, tally: _Tally, weight: floa
     """Down to the accounts: through `p/`, `AWSLogs/`, `o-ID/`, whatever the prefix stops at."""
     parts = prefix.rstrip("/").split("/") if prefix else []
     if len(parts) >= 2 and parts[-2] in KINDS:  # …/CloudTrail/REGION/
-        _sample_dates(walk, prefix, parts[-2], tally, weight, since, until, level=0)
+        _sample_dates(walk, prefix, parts[-2], tally, weight, since, until)
         return
     if parts and parts[-1] in KINDS:
         _sample_regions(walk, prefix, parts[-1], tally, weight, since, until, regions)
@@ -320,37 +323,67 @@ def _sample_regions(walk: _Walk, prefix: str, kind: str, tally: _Tally, weight: 
     names = [n for n in walk.children(prefix) if not regions or n in regions]
     for region in taken(names, REGIONS_TAKEN):
         share = weight * len(names) / min(len(names), REGIONS_TAKEN)
-        _sample_dates(walk, f"{prefix}{region}/", kind, tally, share, since, until, level=0)
+        _sample_dates(walk, f"{prefix}{region}/", kind, tally, share, since, until)
 
 
-_DATE_LEVELS = (YEARS_TAKEN, MONTHS_TAKEN, DAYS_TAKEN)
-
-
-def _sample_dates(walk: _Walk, prefix: str, kind: str, tally: _Tally, weight: float, since: date, until: date,
-                  level: int, chosen: tuple[int, ...] = ()) -> None:
-    """Years, months, days within [since, until]; the days taken are listed whole."""
-    if level == 0:
-        tally.trail_prefixes += 1
-    if level == len(_DATE_LEVELS):
-        tally.days_listed += 1
-        _count_day(walk, prefix, kind, tally, weight)
+def _sample_dates(walk: _Walk, prefix: str, kind: str, tally: _Tally, weight: float, since: date,
+                  until: date) -> None:
+    """The days of [since, until] the folder holds: bounded by its first and last day folders in range (found
+    by listing years, then the first and last months' folders), then DAYS_TAKEN days spread evenly between,
+    listed whole and scaled to all the days between (an empty day counts as one)."""
+    tally.trail_prefixes += 1
+    years = sorted(int(n) for n in walk.children(prefix) if n.isdigit() and _overlaps((int(n),), since, until))
+    if not years:
         return
-    names = [n for n in walk.children(prefix) if n.isdigit() and _overlaps((*chosen, int(n)), since, until)]
-    for name in taken(names, _DATE_LEVELS[level]):
-        share = weight * len(names) / min(len(names), _DATE_LEVELS[level])
-        _sample_dates(walk, f"{prefix}{name}/", kind, tally, share, since, until, level + 1, (*chosen, int(name)))
+    first_months = _months(walk, prefix, years[0], since, until)
+    last_months = first_months if years[-1] == years[0] else _months(walk, prefix, years[-1], since, until)
+    if not first_months or not last_months:
+        return
+    first_days = _days(walk, prefix, years[0], first_months[0], since, until)
+    last_days = (first_days if (years[-1], last_months[-1]) == (years[0], first_months[0])
+                 else _days(walk, prefix, years[-1], last_months[-1], since, until))
+    if not first_days or not last_days:
+        return
+    start, end = first_days[0], last_days[-1]
+    if start > end:
+        return
+    span = (end - start).days + 1
+    days = sorted({start + timedelta(days=round(i * (span - 1) / max(DAYS_TAKEN - 1, 1)))
+                   for i in range(min(DAYS_TAKEN, span))})
+    for day in days:
+        tally.days_listed += 1
+        _count_day(walk, f"{prefix}{day.year:04d}/{day.month:02d}/{day.day:02d}/", kind, tally,
+                   weight * span / len(days))
+
+
+def _months(walk: _Walk, prefix: str, year: int, since: date, until: date) -> list[int]:
+    return sorted(int(n) for n in walk.children(f"{prefix}{year:04d}/")
+                  if n.isdigit() and _overlaps((year, int(n)), since, until))
+
+
+def _days(walk: _Walk, prefix: str, year: int, month: int, since: date, until: date) -> list[date]:
+    days = []
+    for name in walk.children(f"{prefix}{year:04d}/{month:02d}/"):
+        try:
+            day = date(year, month, int(name))
+        except ValueError:
+            continue
+        if since <= day <= until:
+            days.append(day)
+    return sorted(days)
+
+
+def _month_end(year: int, month: int) -> date:
+    return (date(year, month, 28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
 
 
 def _overlaps(parts: tuple[int, ...], since: date, until: date) -> bool:
-    """Whether the year, year-month or day named by parts meets [since, until]."""
+    """Whether the year or year-month named by parts meets [since, until]."""
     try:
         if len(parts) == 1:
             first, last = date(parts[0], 1, 1), date(parts[0], 12, 31)
-        elif len(parts) == 2:
-            first = date(parts[0], parts[1], 1)
-            last = (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
         else:
-            first = last = date(*parts[:3])
+            first, last = date(parts[0], parts[1], 1), _month_end(parts[0], parts[1])
     except ValueError:
         return False
     return first <= until and last >= since
