@@ -19,7 +19,9 @@ import csv
 import gzip
 import math
 import re
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -29,7 +31,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from cli.backfill_jobs import Inventory, TrailSelection
 from cli.errors import CliError, Exit
-from core.ingest.digests import is_digest_key
 from core.ingest.logfile import classify_key
 from core.model import Skip
 
@@ -188,6 +189,8 @@ ACCOUNTS_TAKEN = 3
 REGIONS_TAKEN = 2
 DAYS_TAKEN = 4
 KINDS = ("CloudTrail", "CloudTrail-Digest")
+SAMPLE_THREADS = 16
+"""Region folders sampled at once: their calls only wait."""
 CHILD_PAGES = 10
 """Delimiter pages read to count the children of one prefix (10,000 accounts); more are said, not counted."""
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -200,6 +203,7 @@ class _Walk:
     bucket: str
     list_calls: int = 0
     notes: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def children(self, prefix: str) -> list[str]:
         """The next level's names under prefix (without the prefix or the trailing slash)."""
@@ -230,7 +234,8 @@ class _Walk:
                 return
 
     def _list(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        self.list_calls += 1
+        with self.lock:
+            self.list_calls += 1
         try:
             return dict(self.s3.list_objects_v2(**kwargs))
         except ClientError as exc:
@@ -264,6 +269,17 @@ class _Tally:
     others: float = 0.0
     days_listed: int = 0
     trail_prefixes: int = 0
+    folders: list[tuple[str, str, float]] = field(default_factory=list)
+    """The Region folders found (prefix, kind, weight), whose days are sampled next, in parallel."""
+
+    def add(self, other: _Tally) -> None:
+        self.log_files += other.log_files
+        self.log_bytes += other.log_bytes
+        self.digests += other.digests
+        self.digest_bytes += other.digest_bytes
+        self.others += other.others
+        self.days_listed += other.days_listed
+        self.trail_prefixes += other.trail_prefixes
 
 
 def sample_trail(s3: Any, selection: TrailSelection, *, today: date) -> Volume:
@@ -275,6 +291,15 @@ def sample_trail(s3: Any, selection: TrailSelection, *, today: date) -> Volume:
     regions = {s.split("/")[2] for s in selection.substrings}
     for prefix in selection.prefixes or ("",):
         _sample_above_accounts(walk, prefix, tally, 1.0, since, until, regions)
+
+    def days_of(folder: tuple[str, str, float]) -> _Tally:
+        found = _Tally()
+        _sample_dates(walk, folder[0], folder[1], found, folder[2], since, until)
+        return found
+
+    with ThreadPoolExecutor(max_workers=SAMPLE_THREADS) as pool:  # each folder's calls wait on S3, not the CPU
+        for found in pool.map(days_of, tally.folders):
+            tally.add(found)
     if not tally.trail_prefixes:
         where = ", ".join(f"s3://{selection.bucket}/{p}" for p in selection.prefixes[:3]) or f"s3://{selection.bucket}"
         raise CliError(f"the filter selects nothing: no CloudTrail log folder (AWSLogs/[o-ID/]ACCOUNT/CloudTrail/"
@@ -296,7 +321,7 @@ def _sample_above_accounts(walk: _Walk, prefix: str, tally: _Tally, weight: floa
     """Down to the accounts: through `p/`, `AWSLogs/`, `o-ID/`, whatever the prefix stops at."""
     parts = prefix.rstrip("/").split("/") if prefix else []
     if len(parts) >= 2 and parts[-2] in KINDS:  # …/CloudTrail/REGION/
-        _sample_dates(walk, prefix, parts[-2], tally, weight, since, until)
+        tally.folders.append((prefix, parts[-2], weight))
         return
     if parts and parts[-1] in KINDS:
         _sample_regions(walk, prefix, parts[-1], tally, weight, since, until, regions)
@@ -323,7 +348,7 @@ def _sample_regions(walk: _Walk, prefix: str, kind: str, tally: _Tally, weight: 
     names = [n for n in walk.children(prefix) if not regions or n in regions]
     for region in taken(names, REGIONS_TAKEN):
         share = weight * len(names) / min(len(names), REGIONS_TAKEN)
-        _sample_dates(walk, f"{prefix}{region}/", kind, tally, share, since, until)
+        tally.folders.append((f"{prefix}{region}/", kind, share))
 
 
 def _sample_dates(walk: _Walk, prefix: str, kind: str, tally: _Tally, weight: float, since: date,
@@ -406,8 +431,10 @@ def _count_day(walk: _Walk, prefix: str, kind: str, tally: _Tally, weight: float
 
 # -- counting: an S3 Inventory report -----------------------------------------------------------------------
 
-INVENTORY_ROWS_READ = 200_000
+INVENTORY_ROWS_READ = 100_000
 """Rows read from the inventory's data files before the rest is scaled from them (a few MB)."""
+DIGEST_SKIP = "digest file"
+"""core.ingest.logfile.classify_key's reason for a digest: a name test, cheaper than parsing the key."""
 
 
 def count_inventory(s3: Any, inventory: Inventory, prefix: str) -> Volume:
@@ -436,10 +463,11 @@ def count_inventory(s3: Any, inventory: Inventory, prefix: str) -> Volume:
                 size = int(row[size_at]) if size_at is not None and row[size_at].isdigit() else 0
                 if prefix and not key.startswith(prefix) and not outside:
                     outside = key
-                if is_digest_key(key):
+                kind = classify_key(key, size)
+                if isinstance(kind, Skip) and kind.reason == DIGEST_SKIP:
                     tally.digests += 1
                     tally.digest_bytes += size
-                elif isinstance(classify_key(key, size), Skip):
+                elif isinstance(kind, Skip):
                     tally.others += 1
                 else:
                     tally.log_files += 1
