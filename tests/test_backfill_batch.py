@@ -106,6 +106,20 @@ def test_a_trail_prefix_alone_is_one_prefix_and_regions_alone_are_substrings() -
     assert "MatchAnyPrefix" not in bucket["ManifestGenerator"]["S3JobManifestGenerator"]["Filter"]["KeyNameConstraint"]
 
 
+def test_many_accounts_and_regions_become_account_prefixes_and_region_substrings() -> None:
+    accounts = tuple(f"{100000000000 + i:012d}" for i in range(300))
+    regions = tuple(f"us-test-{i}" for i in range(17))
+    selection = trail_selection("b", "AWSLogs/o-abc1234567/", accounts=accounts, regions=regions)
+    assert selection.prefixes == tuple(f"AWSLogs/o-abc1234567/{a}/" for a in accounts)
+    assert selection.substrings == tuple(f"/{k}/{r}/" for k in ("CloudTrail", "CloudTrail-Digest") for r in regions)
+    few = trail_selection("b", "AWSLogs/", accounts=accounts[:2], regions=regions[:2])
+    assert len(few.prefixes) == 8 and few.substrings == ()
+    client = s3control()
+    with Stubber(client) as stub:  # 300 prefixes and 34 substrings: a request the API model accepts
+        stub.add_response("create_job", {"JobId": "job-1"})
+        assert create_job(client, generated_manifest_request(TARGET, selection)) == "job-1"
+
+
 def test_the_same_request_twice_has_one_token_and_again_another() -> None:
     selection = trail_selection("b", "AWSLogs/", since=date(2024, 1, 1))
     first = generated_manifest_request(TARGET, selection)
@@ -484,7 +498,10 @@ def describe(status: str, total: int, succeeded: int, failed: int, elapsed: int)
                                         "NumberOfTasksFailed": failed,
                                         "Timers": {"ElapsedTimeInActiveSeconds": elapsed}},
                     "Report": {"Bucket": "arn:aws:s3:::backfill-bucket", "Prefix": "opsworks-trail/backfill",
-                               "Format": "Report_CSV_20180820", "Enabled": True, "ReportScope": "FailedTasksOnly"}}}
+                               "Format": "Report_CSV_20180820", "Enabled": True, "ReportScope": "FailedTasksOnly"},
+                    "GeneratedManifestDescriptor": {"Format": "S3InventoryReport_CSV_20211130", "Location": {
+                        "ObjectArn": "arn:aws:s3:::backfill-bucket/opsworks-trail/backfill/manifest-generated/"
+                                     "job-7/manifest.json", "ETag": "e"}}}}
 
 
 def metrics(values: dict[str, list[float]]) -> dict[str, Any]:
@@ -509,6 +526,7 @@ def test_status_shows_tasks_eta_function_rates_and_dead_letters(
     assert capsys.readouterr().out.splitlines() == [
         "job job-7: Active; tasks 600,000 succeeded, 5,000 failed, 1,000,000 total (60.5%); "
         "ETA 39m 10s at the rate so far; active 1h 00m",
+        "  manifest S3 generated: s3://backfill-bucket/opsworks-trail/backfill/manifest-generated/job-7/manifest.json",
         "  report of failed tasks: s3://backfill-bucket/opsworks-trail/backfill/job-job-7/",
         "function, per minute over the last 15 min: 10,000 files ingested, 1,000 skipped, 1,000 digests checked, "
         "1.0 failed (1.0 permanent), 2 events stored, 0.0 integrity findings",

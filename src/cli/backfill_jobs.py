@@ -34,6 +34,9 @@ GENERATED_MANIFEST_FORMAT = "S3InventoryReport_CSV_20211130"
 REPORT_FORMAT = "Report_CSV_20180820"
 SCHEMA_VERSION = "2.0"
 PRIORITY = 10
+MAX_PREFIXES = 1000
+"""Account-Region prefixes written out at most; beyond, accounts are prefixes and Regions substrings (the
+API model sets no limit; this keeps the request small)."""
 GENERATED_FOLDER = "manifest-generated"
 """Under --manifest-prefix: where S3 writes the manifest it generates (the stack's role may write there)."""
 
@@ -73,7 +76,8 @@ def trail_selection(bucket: str, prefix: str, *, accounts: tuple[str, ...] = (),
     """The prefixes of the trail's own layout, `[p/]AWSLogs/[o-ID/]ACCOUNT/CloudTrail[-Digest]/REGION/`.
 
     Accounts and Regions narrow the prefixes (log files and their digests); Regions alone become
-    substrings (`/CloudTrail/REGION/`), since the account comes first in the key.
+    substrings (`/CloudTrail/REGION/`), since the account comes first in the key, as they do with many
+    accounts (over MAX_PREFIXES account-Region prefixes: one prefix per account, the Regions as substrings).
     """
     if (accounts or regions) and not _at_accounts_level(prefix):
         raise CliError(f"--accounts/--regions narrow the trail's layout, so the location must end at the accounts: "
@@ -82,13 +86,14 @@ def trail_selection(bucket: str, prefix: str, *, accounts: tuple[str, ...] = (),
         if not (account.isdigit() and len(account) == 12):
             raise CliError(f"--accounts: {account!r} is not a 12-digit account id", Exit.USAGE)
     kinds = ("CloudTrail", "CloudTrail-Digest")
-    if accounts and regions:
+    if accounts and regions and len(accounts) * len(regions) * len(kinds) <= MAX_PREFIXES:
         prefixes = tuple(f"{prefix}{a}/{k}/{r}/" for a in accounts for k in kinds for r in regions)
     elif accounts:
         prefixes = tuple(f"{prefix}{a}/" for a in accounts)
     else:
         prefixes = (prefix,) if prefix else ()
-    substrings = tuple(f"/{k}/{r}/" for k in kinds for r in regions) if regions and not accounts else ()
+    substrings = tuple(f"/{k}/{r}/" for k in kinds for r in regions) if regions and not (
+        accounts and len(prefixes) > len(accounts)) else ()
     return TrailSelection(bucket, prefixes, substrings, since, until)
 
 
@@ -350,6 +355,8 @@ class JobProgress:
     elapsed_seconds: int
     failure_reasons: tuple[str, ...] = ()
     report: str = ""
+    generated_manifest: str = ""
+    """Where S3 wrote the manifest it generated (DescribeJob's GeneratedManifestDescriptor), once it has."""
 
     @property
     def done(self) -> int:
@@ -381,4 +388,9 @@ def describe_job(s3control: Any, account_id: str, job_id: str) -> JobProgress:
         int(summary.get("NumberOfTasksSucceeded", 0)), int(summary.get("NumberOfTasksFailed", 0)),
         int(summary.get("Timers", {}).get("ElapsedTimeInActiveSeconds", 0)),
         tuple(f"{r.get('FailureCode', '')}: {r.get('FailureReason', '')}" for r in job.get("FailureReasons", [])),
-        where)
+        where, _s3_uri(job.get("GeneratedManifestDescriptor", {}).get("Location", {}).get("ObjectArn", "")))
+
+
+def _s3_uri(arn: str) -> str:
+    """`arn:aws:s3:::bucket/key` as `s3://bucket/key`; empty for empty."""
+    return "s3://" + arn.split(":::", 1)[1] if ":::" in arn else arn

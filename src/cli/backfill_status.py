@@ -72,6 +72,8 @@ def render(job: JobProgress, rates: FunctionRates | None, dead_letters: int | No
              + (f"ETA {duration(eta)} at the rate so far" if eta is not None else "ETA -")
              + (f"; active {duration(job.elapsed_seconds)}" if job.elapsed_seconds else "")]
     lines += [f"  failure: {reason}" for reason in job.failure_reasons]
+    if job.generated_manifest:
+        lines.append(f"  manifest S3 generated: {job.generated_manifest}")
     if job.report and (job.failed or job.status in ("Complete", "Failed", "Cancelled")):
         lines.append(f"  report of failed tasks: {job.report}")
     if rates is not None:
