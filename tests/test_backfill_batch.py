@@ -278,6 +278,20 @@ def test_the_sample_makes_as_many_list_calls_for_a_billion_keys_as_for_a_million
     assert calls[0] == calls[1] < 200
 
 
+@pytest.mark.parametrize(("below", "days"), [("", 100), ("2024/", 100), ("2024/02/", 29), ("2024/02/03/", 1),
+                                              ("2025/", 0)])
+def test_a_location_below_a_region_folder_is_counted_for_its_days(below: str, days: int) -> None:
+    bucket = TrailBucket(accounts=2, days=100, logs_per_day=7, digests_per_day=3)
+    folder = f"{bucket.prefix}{bucket.account_ids[1]}/CloudTrail/us-west-2/{below}"
+    selection = trail_selection(bucket.name, folder)
+    if not days:
+        with pytest.raises(CliError, match="selects nothing"):
+            sample_trail(bucket, selection, today=date(2030, 1, 1))
+        return
+    volume = sample_trail(bucket, selection, today=date(2030, 1, 1))
+    assert (volume.log_files, volume.digests) == (7 * days, 0)
+
+
 def test_an_inventory_is_counted_from_its_data_files(inventory_bucket: Any) -> None:
     keys = [f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2024/05/0{d}/{ACCOUNT}_CloudTrail_us-east-1_2024050{d}T0000Z_"
             f"x{i}.json.gz" for d in range(1, 4) for i in range(5)]
@@ -297,6 +311,37 @@ def test_an_inventory_is_counted_from_its_data_files(inventory_bucket: Any) -> N
     assert volume.method == "inventory: all 1 data files read, 19 rows" and volume.list_calls == 0
     with pytest.raises(CliError, match="lists objects outside other/"):
         count_inventory(inventory_bucket, inventory, "other/")
+
+
+def test_a_large_inventory_is_read_up_to_a_row_budget_even_within_a_file_and_scaled(
+        inventory_bucket: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import random
+
+    from cli import backfill_estimate
+
+    monkeypatch.setattr(backfill_estimate, "INVENTORY_ROWS_READ", 3_000)
+    shuffle = random.Random(5)
+    files = []
+    for f in range(4):  # 4 files of 5,000 rows: one log file in two, the rest digests
+        rows = []
+        for i in range(5_000):
+            day = 1 + shuffle.randrange(28)
+            rows.append(f'"trail-bucket","AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2024/05/{day:02d}/{ACCOUNT}_'
+                        f'CloudTrail_us-east-1_202405{day:02d}T0000Z_{f}x{i:05d}.json.gz","2000","2024-05-01"\n'
+                        if i % 2 else
+                        f'"trail-bucket","AWSLogs/{ACCOUNT}/CloudTrail-Digest/us-east-1/2024/05/{day:02d}/{ACCOUNT}_'
+                        f'CloudTrail-Digest_us-east-1_trail_us-east-1_202405{day:02d}T{i % 24:02d}0000Z.json.gz",'
+                        f'"900","2024-05-01"\n')
+        body = gzip.compress("".join(rows).encode())
+        key = f"inventory/trail-bucket/all/data/{f}.csv.gz"
+        inventory_bucket.put_object(Bucket="inventory-bucket", Key=key, Body=body)
+        files.append({"key": key, "size": len(body), "MD5checksum": "x"})
+    inventory_bucket.put_object(Bucket="inventory-bucket", Key=INVENTORY_KEY,
+                                Body=json.dumps(inventory_manifest(files=files)).encode())
+    inventory = read_inventory(inventory_bucket, f"s3://inventory-bucket/{INVENTORY_KEY}", "trail-bucket")
+    volume = backfill_estimate.count_inventory(inventory_bucket, inventory, "AWSLogs/")
+    assert volume.method.startswith("inventory-sampled: 3,000 rows of 1 of 4 data files read")
+    assert volume.log_files == pytest.approx(10_000, rel=0.1) and volume.digests == pytest.approx(10_000, rel=0.1)
 
 
 # -- the command: estimate, --yes, start, bad input ------------------------------------------------------------

@@ -15,11 +15,12 @@ the table below (not a quote: no free tier, no discount, no tax).
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import gzip
 import math
 import re
 import threading
+import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
 from cli.backfill_jobs import Inventory, TrailSelection
 from cli.errors import CliError, Exit
@@ -191,6 +192,8 @@ DAYS_TAKEN = 4
 KINDS = ("CloudTrail", "CloudTrail-Digest")
 SAMPLE_THREADS = 16
 """Region folders sampled at once: their calls only wait."""
+ROOT_FOLDERS = 20
+"""Top-level folders looked into for `AWSLogs/` when the location is a whole bucket without it at the top."""
 CHILD_PAGES = 10
 """Delimiter pages read to count the children of one prefix (10,000 accounts); more are said, not counted."""
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -269,6 +272,8 @@ class _Tally:
     others: float = 0.0
     days_listed: int = 0
     trail_prefixes: int = 0
+    within: tuple[date, date] | None = None
+    """The dates a location below a Region folder names (`…/us-east-1/2024/05/`), within --since/--until."""
     folders: list[tuple[str, str, float]] = field(default_factory=list)
     """The Region folders found (prefix, kind, weight), whose days are sampled next, in parallel."""
 
@@ -291,6 +296,9 @@ def sample_trail(s3: Any, selection: TrailSelection, *, today: date) -> Volume:
     regions = {s.split("/")[2] for s in selection.substrings}
     for prefix in selection.prefixes or ("",):
         _sample_above_accounts(walk, prefix, tally, 1.0, since, until, regions)
+
+    if tally.within:
+        since, until = tally.within
 
     def days_of(folder: tuple[str, str, float]) -> _Tally:
         found = _Tally()
@@ -320,8 +328,13 @@ def _sample_above_accounts(walk: _Walk, prefix: str, tally: _Tally, weight: floa
                            regions: set[str], depth: int = 0) -> None:
     """Down to the accounts: through `p/`, `AWSLogs/`, `o-ID/`, whatever the prefix stops at."""
     parts = prefix.rstrip("/").split("/") if prefix else []
-    if len(parts) >= 2 and parts[-2] in KINDS:  # …/CloudTrail/REGION/
-        tally.folders.append((prefix, parts[-2], weight))
+    kind_at = next((i for i, part in enumerate(parts) if part in KINDS), None)
+    if kind_at is not None and kind_at + 1 < len(parts):  # …/CloudTrail/REGION/[YYYY/[MM/[DD/]]]
+        within = _folder_dates(parts[kind_at + 2:])
+        if within is None:
+            return
+        tally.folders.append(("/".join(parts[:kind_at + 2]) + "/", parts[kind_at], weight))
+        tally.within = (max(within[0], since), min(within[1], until))
         return
     if parts and parts[-1] in KINDS:
         _sample_regions(walk, prefix, parts[-1], tally, weight, since, until, regions)
@@ -338,9 +351,28 @@ def _sample_above_accounts(walk: _Walk, prefix: str, tally: _Tally, weight: floa
         for account in taken(accounts, ACCOUNTS_TAKEN):
             share = weight * len(accounts) / min(len(accounts), ACCOUNTS_TAKEN)
             _sample_above_accounts(walk, f"{prefix}{account}/", tally, share, since, until, regions, depth + 1)
-    for name in names:
-        if name == "AWSLogs" or _ORGANIZATION.match(name) or (not accounts and depth == 0 and not prefix):
-            _sample_above_accounts(walk, f"{prefix}{name}/", tally, weight, since, until, regions, depth + 1)
+    above = [n for n in names if n == "AWSLogs" or _ORGANIZATION.match(n)]
+    if not above and not accounts and depth == 0 and not prefix:  # a trail's own key prefix: `p/AWSLogs/`
+        above = names[:ROOT_FOLDERS]
+        if len(names) > ROOT_FOLDERS:
+            walk.notes.append(f"only the first {ROOT_FOLDERS} of {len(names):,} top-level folders looked into")
+    for name in above:
+        _sample_above_accounts(walk, f"{prefix}{name}/", tally, weight, since, until, regions, depth + 1)
+
+
+def _folder_dates(parts: list[str]) -> tuple[date, date] | None:
+    """The days a `YYYY/MM/DD` folder (or a year or a month of it) holds; None for a path not of dates."""
+    try:
+        numbers = [int(p) for p in parts[:3]]
+        if not numbers:
+            return date.min, date.max
+        if len(numbers) == 1:
+            return date(numbers[0], 1, 1), date(numbers[0], 12, 31)
+        if len(numbers) == 2:
+            return date(numbers[0], numbers[1], 1), _month_end(numbers[0], numbers[1])
+        return date(*numbers), date(*numbers)
+    except ValueError:
+        return None
 
 
 def _sample_regions(walk: _Walk, prefix: str, kind: str, tally: _Tally, weight: float, since: date, until: date,
@@ -438,27 +470,38 @@ DIGEST_SKIP = "digest file"
 
 
 def count_inventory(s3: Any, inventory: Inventory, prefix: str) -> Volume:
-    """Rows of the inventory's data files: all when within the row budget, else scaled by compressed bytes."""
+    """Rows of the inventory's data files: all when within the row budget, else the rows read (even part of
+    one file) scaled by the compressed bytes they came from."""
     tally = _Tally()
     rows = 0
-    read_bytes = 0
+    read_bytes = 0.0
     files_read = 0
+    whole = True
     outside = ""
     key_at = inventory.schema.index("Key")
     size_at = inventory.schema.index("Size") if "Size" in inventory.schema else None
     for data in inventory.files:
         if rows >= INVENTORY_ROWS_READ:
+            whole = False
             break
         files_read += 1
-        read_bytes += data.size
+        uri = f"s3://{inventory.destination_bucket}/{data.key}"
         try:
             body = s3.get_object(Bucket=inventory.destination_bucket, Key=data.key)["Body"]
-        except (ClientError, BotoCoreError) as exc:
-            raise CliError(f"reading the inventory data file s3://{inventory.destination_bucket}/{data.key} for "
-                           f"the estimate failed: {exc}", Exit.DENIED) from exc
-        with gzip.open(body, "rt", encoding="utf-8", newline="") as text:
-            for row in csv.reader(text):
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in ("AccessDenied", "403"):
+                raise CliError(f"access denied reading the inventory data file {uri} for the estimate: allow "
+                               "s3:GetObject on the inventory's files to these credentials and to the job's role",
+                               Exit.DENIED) from exc
+            raise
+        consumed = 0.0
+        with contextlib.closing(body):
+            for row, position in _csv_rows(body):
+                if rows >= INVENTORY_ROWS_READ:
+                    whole = False
+                    break
                 rows += 1
+                consumed = position
                 key = _inventory_key(row[key_at])
                 size = int(row[size_at]) if size_at is not None and row[size_at].isdigit() else 0
                 if prefix and not key.startswith(prefix) and not outside:
@@ -472,15 +515,16 @@ def count_inventory(s3: Any, inventory: Inventory, prefix: str) -> Volume:
                 else:
                     tally.log_files += 1
                     tally.log_bytes += size
+        read_bytes += consumed if not whole else data.size
     if outside:
         raise CliError(f"--inventory {inventory.uri} lists objects outside {prefix} (e.g. {outside}): Batch "
                        "Operations would hand them all to the function; use an inventory filtered to the trail's "
                        "prefix, or drop --inventory", Exit.USAGE)
-    if files_read == len(inventory.files):
+    if whole:
         scale, method = 1.0, f"inventory: all {files_read} data files read, {rows:,} rows"
     else:
         scale = inventory.compressed_bytes / max(read_bytes, 1)
-        method = (f"inventory-sampled: {files_read} of {len(inventory.files)} data files read ({rows:,} rows), "
+        method = (f"inventory-sampled: {rows:,} rows of {files_read} of {len(inventory.files)} data files read, "
                   f"scaled by compressed size x{scale:,.1f}")
     if size_at is None:
         method += "; no Size field in the inventory: bytes unknown (0)"
@@ -489,6 +533,36 @@ def count_inventory(s3: Any, inventory: Inventory, prefix: str) -> Volume:
                        f"in the {rows:,} rows read", Exit.NOTHING)
     return Volume(math.ceil(tally.log_files * scale), round(tally.log_bytes * scale), math.ceil(tally.digests * scale),
                   round(tally.digest_bytes * scale), round(tally.others * scale), method, 0, 1 + files_read)
+
+
+GZIP_READ = 16 << 10
+
+
+def _csv_rows(stream: Any) -> Iterator[tuple[list[str], float]]:
+    """A gzip CSV stream's rows, each with the compressed bytes read up to it (interpolated within a read),
+    so that a sample stopped mid-file knows the share of the file it saw."""
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    consumed = 0
+    pending = b""
+    while raw := stream.read(GZIP_READ):
+        text = b""
+        data = raw
+        while data:
+            text += inflater.decompress(data)
+            data = inflater.unused_data
+            if inflater.eof:  # the end of one gzip member; another may follow
+                inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        lines = (pending + text).split(b"\n")
+        pending = lines.pop()
+        for i, line in enumerate(lines):
+            yield _csv_row(line), consumed + (i + 1) / len(lines) * len(raw)
+        consumed += len(raw)
+    if pending.strip():
+        yield _csv_row(pending), float(consumed)
+
+
+def _csv_row(line: bytes) -> list[str]:
+    return next(csv.reader([line.decode("utf-8")]))
 
 
 def _inventory_key(field_value: str) -> str:
