@@ -19,7 +19,8 @@ import boto3
 import pytest
 
 from cli.dynamodb_local import client_kwargs
-from core.ingest.store import DOCUMENT, PACKED, RETRIES
+from core.ingest.items import DOCUMENT, PACKED
+from core.ingest.store import RETRIES
 from faults import LambdaContext, record, s3_message, sqs_event
 
 BUCKET = "hostile-trail-bucket"
@@ -90,7 +91,7 @@ class Trail:
 
     def stored_event_ids(self) -> list[str]:
         """Every event item's id, from the document (scan: test inspection only)."""
-        from core.ingest.store import restore
+        from core.ingest.items import restore
 
         return sorted(restore(item)["event_id"] for item in self.items() if item["sk"] == "EVENT")
 

@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.ingest.store import MAX_LINKS
+from core.ingest.items import MAX_LINKS
 from hostile_kit import Trail, good, gz, trail, trail_text, with_params
 
 pytestmark = [pytest.mark.dynamodb_local, pytest.mark.fuzz]

@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from boto3.dynamodb.types import Binary
 
 from core.ingest.catalog import REDACTED
-from core.ingest.store import MAX_LINKS
+from core.ingest.items import MAX_LINKS
 from hostile_kit import Trail, good, gz, nested, trail, trail_text, with_params
 
 pytestmark = pytest.mark.dynamodb_local
@@ -69,7 +69,7 @@ def test_parameters_dynamodb_would_refuse_as_attributes_are_stored_and_read_back
 
 def _as_read_back(value: Any) -> Any:
     """Numbers DynamoDB can hold come back as Decimal, the others as their text (as they always did)."""
-    from core.ingest.store import _number
+    from core.ingest.items import _number
 
     if isinstance(value, Decimal):
         return _number(str(value))

@@ -13,7 +13,7 @@ from workshop.template import table_definition_from_template
 
 from conftest import REPO
 from core.event import Event
-from core.ingest.store import event_items
+from core.ingest.items import event_items
 from core.keys import (
     ACCOUNTS_PK,
     EVENT_SK,

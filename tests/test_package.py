@@ -165,7 +165,7 @@ class Side:
         return results[label]
 
     def stored_ids(self, key: str) -> set[str]:
-        from core.ingest.store import restore
+        from core.ingest.items import restore
 
         events = [restore(item) for item in self.items if item["sk"] == "EVENT"]
         return {event["event_id"] for event in events if event.get("source_object", {}).get("key") == key}

@@ -14,11 +14,12 @@ import pytest
 from moto import mock_aws
 from workshop.synthetic import SampleManifest, upload_to_s3
 
+from core.ingest.items import restore
 from core.ingest.pipeline import Pipeline
 from core.ingest.selection import Selection
 from core.ingest.sinks import CollectingSink, DryRunSink, TableSink
 from core.ingest.sources import LocalSource, S3Source
-from core.ingest.store import EventStore, deserialize, restore, serialize
+from core.ingest.store import EventStore, deserialize, serialize
 from core.model import ObjectRef, Outcome, Status
 from core.settings import DEFAULT_EVENT_SOURCES
 

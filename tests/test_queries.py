@@ -18,11 +18,12 @@ import pytest
 from moto import mock_aws
 from workshop.synthetic import OPSWORKS_SOURCES, ExpectedEvent, SampleManifest
 
+from core.ingest.items import event_items
 from core.ingest.pipeline import Pipeline
 from core.ingest.selection import Selection
 from core.ingest.sinks import TableSink
 from core.ingest.sources import LocalSource
-from core.ingest.store import EventStore, event_items
+from core.ingest.store import EventStore
 from core.model import Status
 from core.read.queries import EventFilter, EventQueries, parse_when
 

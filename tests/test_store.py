@@ -13,18 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import TransientError
-from core.ingest.store import (
-    BATCH_SIZE,
-    DOCUMENT,
-    PACKED,
-    EventStore,
-    ItemsRefused,
-    deserialize,
-    document,
-    event_items,
-    restore,
-    serialize,
-)
+from core.ingest.items import DOCUMENT, PACKED, document, event_items, restore
+from core.ingest.store import BATCH_SIZE, EventStore, ItemsRefused, deserialize, serialize
 from core.keys import FAILED_FILES, MAX_KEY_PART_BYTES, key_part
 from core.model import ObjectRef, Outcome, Status
 

@@ -14,8 +14,10 @@ from boto3.dynamodb.types import Binary
 from botocore.exceptions import NoRegionError
 
 from cli.errors import PROBE_CONFIG, CliError, Exit, Where, explain, probe_table
+from cli.present.safe_text import for_terminal
+from core.ingest.items import json_number
 from core.ingest.selection import Selection
-from core.ingest.store import RETRIES, json_number
+from core.ingest.store import RETRIES
 from core.settings import DEFAULT_MAX_DECOMPRESSED_BYTES, SettingsError, parse_event_sources
 
 LOCAL_TABLE = "opsworks-trail-demo"
@@ -116,5 +118,5 @@ def _hex(value: Any) -> str:
 
 
 def fail(message: str) -> int:
-    print(f"opsworks-trail: {message}", file=sys.stderr)
+    print(f"opsworks-trail: {for_terminal(message)}", file=sys.stderr)
     return int(Exit.USAGE)

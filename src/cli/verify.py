@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import boto3
 
 from cli.common import add_table_arguments, dynamodb_client, fail, s3_client, to_json
+from cli.present.safe_text import for_terminal_lines
 from cli.present.tables import aligned_columns
 from core.errors import IngestError
 from core.ingest.digests import BadPublicKey, parse_time
@@ -78,7 +79,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return fail(exc.reason)
     except BadPublicKey as exc:
         return fail(f"CloudTrail's public keys: {exc}")
-    out.write(to_json(report.as_dict(), indent=2) + "\n" if args.format == "json" else render(report))
+    text = to_json(report.as_dict(), indent=2) + "\n" if args.format == "json" else for_terminal_lines(render(report))
+    out.write(text)
     return 1 if report.findings else 0
 
 

@@ -17,20 +17,20 @@ import html
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
+from cli.present.charts import Axis, common_axis, timeline_svg
+from cli.present.safe_text import for_terminal
 from cli.present.tables import aligned_columns
 from core.event import Event
-from core.ingest.store import PARENT_TYPES
+from core.ingest.items import PARENT_TYPES
 from core.read.actors import who
 from core.read.verify import StreamReport
 
 STACKS_EOL = date(2024, 5, 26)
 CM_EOL = {"ChefAutomate": date(2024, 5, 5), "Puppet": date(2024, 3, 31)}
 CM_EOL_UNKNOWN_ENGINE = min(CM_EOL.values())
-WEEKLY_AFTER_DAYS = 120
-"""Timelines longer than this count events per week (Monday-based) instead of per day."""
 
 
 @dataclass
@@ -84,6 +84,11 @@ class Target:
     def label(self) -> str:
         named = self.name and self.name != self.id
         return f"{self.kind} {self.name} ({self.id})" if named else f"{self.kind} {self.id}"
+
+    @property
+    def slug(self) -> str:
+        """The target's anchor in the page and its chart's `data-target`."""
+        return f"{self.kind}-{self.id}"
 
     @property
     def eol_note(self) -> str:
@@ -221,7 +226,7 @@ def render_text(report: Report) -> str:
         agents = ", ".join(short_agent(a) for a, _ in caller.user_agents.most_common(2))
         lines.append(f"  {target.label}, EOL {target.eol_note}: {caller.name} ({caller.how}, {caller.account}) "
                      f"{caller.after_eol} call(s), last {caller.last}; agents: {agents}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(for_terminal(line) for line in lines) + "\n"
 
 
 # -- HTML -----------------------------------------------------------------------------------------------
@@ -325,7 +330,7 @@ def late_callers_section(report: Report) -> str:
 
 
 def targets_section(report: Report) -> str:
-    axis = _axis(report)
+    axis = common_axis(report.first, report.last, [t.eol for t in report.targets] or [STACKS_EOL])
     return "".join(_target_html(target, axis) for target in report.targets)
 
 
@@ -334,7 +339,7 @@ HTML_SECTIONS: list[HtmlSection] = [header_section, headline_section, summary_se
 """The page, in order; a new section is a function of the Report added here."""
 
 
-def _target_html(target: Target, axis: _Axis) -> str:
+def _target_html(target: Target, axis: Axis) -> str:
     eol = target.eol.isoformat()
     every_late = target.first >= eol
     note = (f' <span class="late">Every call here is after end of life ({_e(target.eol_note)}).</span>'
@@ -361,113 +366,6 @@ def _target_html(target: Target, axis: _Axis) -> str:
              for e in target.failed_calls]))
     parts.append("</section>")
     return "".join(parts)
-
-
-@dataclass(frozen=True)
-class _Axis:
-    """The common time axis of every timeline: from the first call (or the earliest end of life, if
-    sooner) to the last call (or the latest end of life, if later), so each end-of-life line has a place."""
-
-    buckets: list[date]
-    weekly: bool
-
-
-def _axis(report: Report) -> _Axis:
-    if not report.first:
-        return _Axis([], False)
-    eols = [t.eol for t in report.targets] or [STACKS_EOL]
-    first = min(date.fromisoformat(report.first[:10]), *eols)
-    last = max(date.fromisoformat(report.last[:10]), *eols)
-    weekly = (last - first).days > WEEKLY_AFTER_DAYS
-    start, end = _bucket(first, weekly), _bucket(last, weekly)
-    step = timedelta(days=7 if weekly else 1)
-    days = []
-    while start <= end:
-        days.append(start)
-        start += step
-    return _Axis(days, weekly)
-
-
-def timeline_svg(target: Target, axis: _Axis, width: int = 1000, height: int = 170) -> str:
-    """Calls per day (or week) on the common axis, failed calls stacked in their own colour, the time
-    after end of life shaded, a labelled end-of-life line, and labelled x and y axes."""
-    if not axis.buckets:
-        return ""
-    buckets, weekly = axis.buckets, axis.weekly
-    ok: Counter[date] = Counter()
-    bad: Counter[date] = Counter()
-    failed_days = Counter(e["event_time"][:10] for e in target.failed_calls)
-    for day, n in target.per_day.items():
-        bucket = _bucket(date.fromisoformat(day), weekly)
-        bad[bucket] += failed_days.get(day, 0)
-        ok[bucket] += n - failed_days.get(day, 0)
-    top = max([ok[b] + bad[b] for b in buckets] + [1])
-    left, right, top_pad, bottom_pad = 46, 12, 22, 40
-    plot_w, plot_h = width - left - right, height - top_pad - bottom_pad
-    base = top_pad + plot_h
-    step = plot_w / len(buckets)
-    unit = "week" if weekly else "day"
-    eol = _bucket(target.eol, weekly)
-    eol_x = left + buckets.index(eol) * step if eol in buckets else left
-    near_right = eol_x > left + plot_w - 140
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="timeline" data-target="{_e(_slug(target))}" '
-           f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-           f'aria-label="{_e(target.label)}: calls per {unit}, end of life {_e(target.eol)}">',
-           f'<rect class="after-eol" x="{eol_x:.1f}" y="{top_pad}" width="{left + plot_w - eol_x:.1f}" '
-           f'height="{plot_h}" fill="#fbe9eb"><title>after end of life</title></rect>']
-    for value in sorted({0, top // 2, top}):  # y axis: gridlines and labels
-        y = base - plot_h * value / top
-        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#dde2ea"/>'
-                   f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{_e(value)}</text>')
-    out.append(f'<text x="12" y="{top_pad + plot_h / 2:.1f}" text-anchor="middle" '
-               f'transform="rotate(-90 12 {top_pad + plot_h / 2:.1f})">calls/{unit}</text>')
-    for i, bucket in enumerate(buckets):
-        x = left + i * step + 0.5
-        bar_w = max(1.0, step - 1)
-        h_ok, h_bad = plot_h * ok[bucket] / top, plot_h * bad[bucket] / top
-        when = f"{'week of ' if weekly else ''}{bucket}"
-        if ok[bucket]:
-            out.append(f'<rect x="{x:.1f}" y="{base - h_ok:.1f}" width="{bar_w:.1f}" height="{max(h_ok, 1):.1f}" '
-                       f'fill="#3b6fb6"><title>{_e(when)}: {_e(ok[bucket])} call(s)</title></rect>')
-        if bad[bucket]:
-            out.append(f'<rect x="{x:.1f}" y="{base - h_ok - h_bad:.1f}" width="{bar_w:.1f}" '
-                       f'height="{max(h_bad, 1):.1f}" fill="#d95f02"><title>{_e(when)}: {_e(bad[bucket])} '
-                       "failed call(s)</title></rect>")
-    out.append(f'<line x1="{left}" y1="{base}" x2="{left + plot_w}" y2="{base}" stroke="#667"/>')
-    for i, bucket in _ticks(buckets):  # x axis: dated ticks
-        x = left + i * step
-        out.append(f'<line x1="{x:.1f}" y1="{base}" x2="{x:.1f}" y2="{base + 4}" stroke="#667"/>'
-                   f'<text x="{x:.1f}" y="{base + 16}" text-anchor="middle">{_e(bucket.strftime("%b %d"))}</text>')
-    out.append(f'<text x="{left}" y="{height - 4}" class="year">{_e(buckets[0].year)}'
-               f'{"" if buckets[0].year == buckets[-1].year else "-" + str(buckets[-1].year)}, per {unit} (UTC)'
-               "</text>")
-    out.append(f'<g class="eol"><line x1="{eol_x:.1f}" y1="{top_pad - 6}" x2="{eol_x:.1f}" y2="{base}" '
-               f'stroke="#a4001d" stroke-width="2" stroke-dasharray="5 3"/>'
-               f'<text x="{eol_x + (-4 if near_right else 4):.1f}" y="{top_pad - 8}" fill="#a4001d" '
-               f'text-anchor="{"end" if near_right else "start"}">end of life {_e(target.eol)}</text>'
-               f"<title>end of life {_e(target.eol_note)}</title></g>")
-    legend_x, legend_y = left + plot_w - 250, height - 14
-    out.append(f'<g class="legend"><rect x="{legend_x}" y="{legend_y}" width="10" height="10" fill="#3b6fb6"/>'
-               f'<text x="{legend_x + 14}" y="{legend_y + 9}">calls</text>'
-               f'<rect x="{legend_x + 60}" y="{legend_y}" width="10" height="10" fill="#d95f02"/>'
-               f'<text x="{legend_x + 74}" y="{legend_y + 9}">failed</text>'
-               f'<rect x="{legend_x + 124}" y="{legend_y}" width="10" height="10" fill="#fbe9eb" stroke="#a4001d"/>'
-               f'<text x="{legend_x + 138}" y="{legend_y + 9}">after end of life</text></g>')
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _ticks(buckets: list[date], most: int = 10) -> list[tuple[int, date]]:
-    """Evenly spaced x-axis labels: every k-th bucket, at most `most` of them, the last one included."""
-    every = max(1, -(-len(buckets) // most))
-    picked = list(range(0, len(buckets), every))
-    if len(buckets) - 1 - picked[-1] >= every / 2:
-        picked.append(len(buckets) - 1)
-    return [(i, buckets[i]) for i in picked]
-
-
-def _bucket(day: date, weekly: bool) -> date:
-    return day - timedelta(days=day.weekday()) if weekly else day
 
 
 def short_agent(agent: str) -> str:
@@ -521,7 +419,7 @@ def _anchor(target: Target) -> str:
 
 
 def _slug(target: Target) -> str:
-    return f"{target.kind}-{target.id}"
+    return target.slug
 
 
 def _e(value: Any) -> str:
@@ -554,7 +452,7 @@ def render_coverage_text(streams: Sequence[StreamReport]) -> str:
                           "that nothing was missed.", ""])
     lines += ["  " + line for line in aligned_columns(_COVERAGE_HEADER, _coverage_rows(streams))]
     lines += [f"  {finding}" for s in streams for finding in s.findings]
-    return "\n".join(lines) + "\n"
+    return "\n".join(for_terminal(line) for line in lines) + "\n"
 
 
 def coverage_section_html(streams: Sequence[StreamReport]) -> str:

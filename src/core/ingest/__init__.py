@@ -7,7 +7,8 @@
     selection   the eventSource predicate (OpsWorks, OpsWorks CM)
     catalog     the OpsWorks actions: read-only or not, resource parameters, secret fields
     normalize   a record -> the normalized event, secrets redacted (pure)
-    store       the table writes: events, links, file state and ledger
+    items       what the table holds for an event: its item and document, links, relations (pure)
+    store       the table writes: an event's items batched, file state and ledger, retried
     sinks       where the events go: the table (with the file's state), the caller, nowhere (dry run)
     digests, publickeys, proof   digest files: parsed, signature checked, compared with the ledger
     pipeline    one object in, one Outcome out, through the steps above

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.event import Event
-from core.ingest.store import EventStore, ItemsRefused, event_items
+from core.ingest.items import event_items
+from core.ingest.store import EventStore, ItemsRefused
 from core.model import ObjectRef, Outcome, Skip
 
 WRITE_BUFFER = 100

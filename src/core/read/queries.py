@@ -1,7 +1,7 @@
-"""The audit questions, answered with Query only (never Scan); see README.md, "Table design".
+"""The audit questions, answered with Query only (never Scan); see docs/table-design.md.
 
 Every answer is a lazy iterator of normalized events in time order, each event once, restored with
-`store.restore` (the stored document decoded, numbers as Decimal; resource links resolved to their
+`items.restore` (the stored document decoded, numbers as Decimal; resource links resolved to their
 events). Several partitions (a stack and its
 layers, instances...; every account) are merged by time, so a caller can stop early with a limit.
 """
@@ -19,7 +19,8 @@ from itertools import islice
 from typing import Any
 
 from core.event import Event
-from core.ingest.store import PARENT_TYPES, EventStore, is_event_item, linked_event, restore
+from core.ingest.items import PARENT_TYPES, is_event_item, linked_event, restore
+from core.ingest.store import EventStore
 from core.keys import (
     ACCOUNTS_PK,
     BY_ACCOUNT,
