@@ -438,6 +438,26 @@ def test_a_small_run_starts_after_checking_the_role(
     clients.all_answered()
 
 
+def test_dry_run_prints_the_create_job_request_and_starts_nothing(
+        org: TrailBucket, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    clients = use(monkeypatch, Clients(org))
+    assert main(["backfill", f"s3://{org.name}/{org.prefix}", "--batch-operations", *JOB_ARGS, "--since",
+                 "2024-01-01", "--until", "2024-01-31", "--concurrency", "9", "--memory-mb", "512", "--no-check-role",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    request = json.loads(out[out.index("the CreateJob request (--dry-run: not sent):") + 44:])
+    generator = request["ManifestGenerator"]["S3JobManifestGenerator"]
+    assert generator["Filter"]["CreatedAfter"] == "2024-01-01T00:00:00+00:00"
+    assert generator["Filter"]["CreatedBefore"] == "2024-02-01T00:00:00+00:00"
+    assert generator["Filter"]["KeyNameConstraint"]["MatchAnyPrefix"] == [org.prefix]
+    clients.all_answered()
+
+
+def test_start_after_is_refused_for_batch_operations(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backfill", "s3://b/AWSLogs/", "--batch-operations", *JOB_ARGS, "--start-after", "k"]) == Exit.USAGE
+    assert "--start-after is the queue path's" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(("location", "dates", "message"), [
     ("s3://org-trail-bucket/other/", [], "no CloudTrail log folder"),
     ("s3://org-trail-bucket/AWSLogs/o-abcdefghij/", ["--since", "2025-01-01"], "no day folder between 2025-01-01"),

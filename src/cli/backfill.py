@@ -105,10 +105,11 @@ def add_parser(commands: Any) -> None:
                       "until it ends")
     jobs.add_argument("--interval", type=float, default=60.0, help="seconds between --watch updates (default: 60)")
     jobs.add_argument("--dlq-url", help="the dead-letter queue to show (stack output DeadLetterQueueUrl)")
-    queue = parser.add_argument_group("the queue (--queue-url)")
+    queue = parser.add_argument_group("the queue (--queue-url, --dry-run)")
     queue.add_argument("--start-after", default="", metavar="KEY",
                        help="resume after this key (the last key a previous run printed)")
-    queue.add_argument("--dry-run", action="store_true", help="list and count; send nothing")
+    parser.add_argument("--dry-run", action="store_true", help="the queue: list and count, send nothing; Batch "
+                        "Operations: print the CreateJob request, start nothing")
     parser.set_defaults(run=run)
 
 
@@ -308,6 +309,10 @@ def _target(args: argparse.Namespace, *, needed: bool) -> backfill_jobs.JobTarge
 def run_batch_operations(args: argparse.Namespace, bucket: str, prefix: str, clients: Clients,
                          *, today: date | None = None, sleep: Callable[[float], None] = time.sleep) -> int:
     """Estimate, then (unless --estimate) check and start the job; nothing is listed but the estimate's sample."""
+    if args.start_after:
+        raise CliError("backfill: --start-after is the queue path's; a Batch Operations job is re-run whole (the "
+                       "function skips what it has ingested) or narrowed with --since/--accounts/--regions",
+                       Exit.USAGE)
     target = _target(args, needed=args.batch_operations)
     if target is not None:
         backfill_jobs.check_same_region(target.function_arn, clients.s3control.meta.region_name)
@@ -353,6 +358,10 @@ def run_batch_operations(args: argparse.Namespace, bucket: str, prefix: str, cli
     else:
         assert selection is not None
         request = backfill_jobs.generated_manifest_request(target, selection, again=again)
+    if args.dry_run:
+        print("the CreateJob request (--dry-run: not sent):")
+        print(json.dumps(request, default=_json_value, indent=2))
+        return 0
     job_id = backfill_jobs.create_job(clients.s3control, request)
     print(f"job {job_id} started: reports under s3://{target.report_bucket}/{target.prefix}job-{job_id}/")
     print(f"watch it: opsworks-trail backfill --status {job_id} --account-id {target.account_id} "
@@ -360,6 +369,10 @@ def run_batch_operations(args: argparse.Namespace, bucket: str, prefix: str, cli
     if args.watch:
         return watch(args, clients, target.account_id, job_id, sleep=sleep)
     return 0
+
+
+def _json_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def function_limits(lambda_: Any, args: argparse.Namespace) -> tuple[int, int, str]:
