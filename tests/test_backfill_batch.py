@@ -438,6 +438,19 @@ def test_a_small_run_starts_after_checking_the_role(
     clients.all_answered()
 
 
+def test_the_estimate_says_when_it_could_not_read_the_functions_settings(
+        org: TrailBucket, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    clients = use(monkeypatch, Clients(org))
+    clients.stub("lambda").add_client_error("get_function_concurrency", "AccessDeniedException", "no", 403)
+    assert main(["backfill", f"s3://{org.name}/{org.prefix}", "--estimate", "--since", "2024-01-01",
+                 "--until", "2024-01-01", "--function-arn", FUNCTION]) == 0
+    out = capsys.readouterr().out
+    assert "at a concurrency of 1,000" in out
+    assert ("(the function's settings unread (ClientError); concurrency: 1000, the account default (pass "
+            "--concurrency); memory: 512 MB, the stack's)") in out
+    clients.all_answered()
+
+
 def test_dry_run_prints_the_create_job_request_and_starts_nothing(
         org: TrailBucket, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     clients = use(monkeypatch, Clients(org))
