@@ -292,6 +292,17 @@ def test_a_location_below_a_region_folder_is_counted_for_its_days(below: str, da
     assert (volume.log_files, volume.digests) == (7 * days, 0)
 
 
+@pytest.mark.parametrize(("accounts", "regions"), [(1, 0), (2, 0), (0, 1), (2, 3)])
+def test_accounts_and_regions_narrow_the_sample_as_they_narrow_the_manifest(accounts: int, regions: int) -> None:
+    bucket = TrailBucket(accounts=5, days=20, logs_per_day=4, digests_per_day=2)
+    chosen_accounts = tuple(bucket.account_ids[:accounts])
+    chosen_regions = bucket.regions[:regions]
+    selection = trail_selection(bucket.name, bucket.prefix, accounts=chosen_accounts, regions=chosen_regions)
+    volume = sample_trail(bucket, selection, today=date(2030, 1, 1))
+    pairs = (accounts or 5) * (regions or len(bucket.regions)) * 20
+    assert (volume.log_files, volume.digests) == (pairs * 4, pairs * 2)
+
+
 def test_an_inventory_is_counted_from_its_data_files(inventory_bucket: Any) -> None:
     keys = [f"AWSLogs/{ACCOUNT}/CloudTrail/us-east-1/2024/05/0{d}/{ACCOUNT}_CloudTrail_us-east-1_2024050{d}T0000Z_"
             f"x{i}.json.gz" for d in range(1, 4) for i in range(5)]
