@@ -19,7 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core.ingest.digests import is_digest_key
-from core.ingest.pipeline import Pipeline
+from core.ingest.pipeline import DigestFiles, NoDigestCheck, Pipeline
 from core.ingest.proof import DigestCheck, S3Objects
 from core.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
 from core.ingest.selection import Selection
@@ -66,20 +66,24 @@ def pipeline() -> Pipeline:
     """Built on the first invocation, not at import, so a bad setting fails the call with its name."""
     settings = Settings.from_env()
     store = EventStore(dynamodb_client, settings.table_name)
-    keys = public_keys(settings.digest_public_keys)
     return Pipeline(
         open=S3Source(s3_client).open,
         selection=Selection(settings.event_sources),
         sink=TableSink(store, retention_days=settings.retention_days),
         max_decompressed_bytes=settings.max_decompressed_bytes,
-        digests=DigestCheck(S3Objects(s3_client).fetch, keys, store) if keys is not None else None,
+        digests=digest_files(settings.digest_public_keys, store),
     )
 
 
-def public_keys(source: str | None) -> PublicKeys | None:
+def digest_files(key_source: str | None, store: EventStore) -> DigestFiles:
+    """Digests checked when DIGEST_PUBLIC_KEYS says where CloudTrail's keys come from; else not checked."""
+    if key_source is None:
+        return NoDigestCheck()
+    return DigestCheck(S3Objects(s3_client).fetch, public_keys(key_source), store)
+
+
+def public_keys(source: str) -> PublicKeys:
     """CloudTrail's keys by ListPublicKeys (a client per Region, made on first use), or from a file."""
-    if source is None:
-        return None
     if source == "cloudtrail":
         return CloudTrailPublicKeys(cache(lambda region: boto3.client("cloudtrail", region_name=region)))
     return keys_from_files([Path(source)])

@@ -3,7 +3,8 @@
     triggers    a trigger event -> the S3 objects it announces (pure)
     sources     opening an S3 object or a local file, its errors classified
     logfile     which keys are log files; their bytes, inflated within a cap
-    trailfile   the records of one log file, at their exact boundaries
+    sourcesearch  the byte search: may a file (or a record) hold a selected eventSource?
+    trailfile   the records of one log file, at their exact boundaries, parsed where the search points
     selection   the eventSource predicate (OpsWorks, OpsWorks CM)
     catalog     the OpsWorks actions: read-only or not, resource parameters, secret fields
     normalize   a record -> the normalized event, secrets redacted (pure)
