@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cli import backfill, failures, ingest, local, query, report, verify
+from cli import backfill, failures, ingest, local, query, report, sweep, verify
 from cli.errors import CliError, Exit, Where, explain
 
 COMMANDS: dict[str, Callable[[Any], None]] = {
@@ -27,6 +27,7 @@ COMMANDS: dict[str, Callable[[Any], None]] = {
     "report": report.add_parser,
     "verify": verify.add_parser,
     "local": local.add_parser,
+    "sweep": sweep.add_parser,
 }
 """Each command and the function that adds its parser (one adds two)."""
 

@@ -5,6 +5,8 @@
 - S3 Batch Operations: one result per task, Succeeded / TemporaryFailure / PermanentFailure.
 - Direct (S3, SNS or EventBridge invoking the function): a transient failure raises, so Lambda
   retries the event.
+- An "AWS API Call via CloudTrail" event (the tripwire, as an SQS body or direct): its record is stored
+  from the message (core.ingest.records, the same selection and normalize), counted as OpsWorksCalls.
 Which shape is which, and how keys are decoded, is ingest/triggers.py.
 """
 
@@ -22,18 +24,21 @@ from core.ingest.digests import is_digest_key
 from core.ingest.pipeline import DigestFiles, NoDigestCheck, Pipeline
 from core.ingest.proof import DigestCheck, S3Objects
 from core.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
+from core.ingest.records import RecordIngest
 from core.ingest.selection import Selection
 from core.ingest.sinks import TableSink
 from core.ingest.sources import S3Source
 from core.ingest.store import RETRIES, EventStore
 from core.ingest.triggers import (
+    ApiCall,
+    Delivery,
     Trigger,
     UnknownMessage,
     batch_response,
     batch_result,
     batch_tasks,
-    refs_from_event,
-    refs_from_message,
+    deliveries_from_event,
+    deliveries_from_message,
     trigger_of,
 )
 from core.model import ObjectRef, Outcome, Status
@@ -82,6 +87,14 @@ def digest_files(key_source: str | None, store: EventStore) -> DigestFiles:
     return DigestCheck(S3Objects(s3_client).fetch, public_keys(key_source), store)
 
 
+def record_ingest() -> RecordIngest:
+    """The tripwire's path: records from messages, through the pipeline's own selection and table (built
+    from pipeline(), so there is one place that reads the settings and one cache to clear)."""
+    built = pipeline()
+    assert isinstance(built.sink, TableSink), "the function's pipeline writes to the table"
+    return RecordIngest(built.selection, built.sink.store, retention_days=built.sink.retention_days)
+
+
 def public_keys(source: str) -> PublicKeys:
     """CloudTrail's keys by ListPublicKeys (a client per Region, made on first use), or from a file."""
     if source == "cloudtrail":
@@ -102,11 +115,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if trigger is Trigger.BATCH_OPERATIONS:
         return handle_batch_operations(event)
     try:
-        refs = refs_from_event(event)
+        deliveries = deliveries_from_event(event)
     except UnknownMessage as exc:
         report_unknown(exc, "direct invocation")
         raise
-    ingest_all(refs)
+    ingest_all(deliveries)
     return {"batchItemFailures": []}
 
 
@@ -115,11 +128,11 @@ def handle_message(record: SQSRecord) -> None:
     dead-letter queue: kept where an operator sees it (an alarm watches the DLQ) rather than
     acknowledged and lost. It is logged here with its reason and counted as UnknownMessages."""
     try:
-        refs = refs_from_message(record.body)
+        deliveries = deliveries_from_message(record.body)
     except UnknownMessage as exc:
         report_unknown(exc, f"SQS message {record.message_id}")
         raise
-    ingest_all(refs)
+    ingest_all(deliveries)
 
 
 def handle_batch_operations(event: dict[str, Any]) -> dict[str, Any]:
@@ -136,9 +149,10 @@ def report_unknown(exc: UnknownMessage, what: str) -> None:
     metrics.add_metric(name="UnknownMessages", unit=MetricUnit.Count, value=1)
 
 
-def ingest_all(refs: list[ObjectRef]) -> list[Outcome]:
-    """Ingest every object, then raise if any must be retried: one bad object never stops the others."""
-    outcomes = [ingest_one(ref) for ref in refs]
+def ingest_all(deliveries: list[Delivery]) -> list[Outcome]:
+    """Ingest every object (or API call), then raise if any must be retried: one bad object never stops
+    the others."""
+    outcomes = [ingest_api_call(d) if isinstance(d, ApiCall) else ingest_one(d) for d in deliveries]
     retry = [o for o in outcomes if o.retry]
     if retry:
         raise RetryLater("; ".join(f"{o.ref.uri}: {o.reason}" for o in retry))
@@ -149,6 +163,28 @@ def ingest_one(ref: ObjectRef) -> Outcome:
     with logger.append_context_keys(bucket=ref.bucket, key=ref.key):
         outcome = pipeline().ingest(ref)
         report(outcome)
+    return outcome
+
+
+def ingest_api_call(call: ApiCall) -> Outcome:
+    """One record the tripwire delivered: stored (unless the table holds it already), counted as an
+    OpsWorks call. A record normalize refuses is a permanent failure: raised, so the message ends in the
+    dead-letter queue where the alarm shows it, rather than acknowledged and lost."""
+    event_id = call.record.get("eventID")
+    with logger.append_context_keys(source_object=call.origin.key, event_id=event_id):
+        outcome = record_ingest().ingest(call.origin, [call.record])
+        fields = {"status": outcome.status.value, "reason": outcome.reason, "matched": outcome.matched,
+                  "written": outcome.written, "event_name": call.record.get("eventName"),
+                  "event_source": call.record.get("eventSource")}
+        if outcome.matched:
+            metrics.add_metric(name="OpsWorksCalls", unit=MetricUnit.Count, value=outcome.matched)
+        if outcome.status is Status.FAILED:
+            logger.error(f"API call not stored: {outcome.reason}", extra=fields)
+            if outcome.permanent:
+                raise UnknownMessage(outcome.reason)
+            return outcome
+        logger.info(f"API call {call.record.get('eventName')}: {outcome.written} event(s) stored", extra=fields)
+        metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=outcome.written)
     return outcome
 
 

@@ -13,6 +13,8 @@
     sinks       where the events go: the table (with the file's state), the caller, nowhere (dry run)
     digests, publickeys, proof   digest files: parsed, signature checked, compared with the ledger
     pipeline    one object in, one Outcome out, through the steps above
+    records     records that come without a log file (Event history, the tripwire): the same steps
+    history     CloudTrail Event history (LookupEvents) of one account-Region, within its rate limit
 
 May import the base (event, keys, model, errors, settings) and libraries; never read/, cli/ or handlers/.
 """
