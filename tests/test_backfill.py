@@ -6,11 +6,9 @@ import json
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote_plus
 
 import boto3
 import pytest
-from botocore.stub import ANY, Stubber
 from workshop.synthetic import SampleManifest, upload_to_s3
 
 from cli.backfill import (
@@ -18,10 +16,8 @@ from cli.backfill import (
     Sent,
     delivery_day,
     enqueue,
-    manifest_csv,
     message_body,
     select,
-    start_batch_job,
 )
 from cli.main import main
 from core.ingest.triggers import refs_from_message
@@ -133,54 +129,6 @@ def test_dry_run_sends_nothing(uploaded: SampleManifest, queue: tuple[Any, str],
     assert drain(sqs, url) == []
 
 
-def test_manifest_lines_are_bucket_and_url_encoded_key() -> None:
-    csv = manifest_csv([ObjectRef("b-1", "my trail+logs/a,b.json.gz")]).decode()
-    assert csv == "b-1,my%20trail%2Blogs/a%2Cb.json.gz\n"
-    assert unquote_plus(csv.strip().split(",")[1]) == "my trail+logs/a,b.json.gz"
-
-
-def test_batch_operations_job_invokes_the_function_with_schema_2_over_the_written_manifest(
-        uploaded: SampleManifest, moto_bucket: tuple[Any, str]) -> None:
-    s3, bucket = moto_bucket
-    s3.create_bucket(Bucket="reports-bucket")
-    refs = [ObjectRef(bucket, k) for k in uploaded.log_keys]
-    s3control = boto3.client("s3control", region_name="us-east-1")
-    with Stubber(s3control) as stub:
-        stub.add_response("create_job", {"JobId": "job-123"}, {
-            "AccountId": "111122223333", "ConfirmationRequired": False,
-            "Operation": {"LambdaInvoke": {"FunctionArn": "arn:aws:lambda:us-east-1:111122223333:function:ingest",
-                                           "InvocationSchemaVersion": "2.0"}},
-            "Manifest": ANY, "Report": {"Bucket": "arn:aws:s3:::reports-bucket", "Format": "Report_CSV_20180820",
-                                        "Enabled": True, "Prefix": "bf", "ReportScope": "FailedTasksOnly"},
-            "Priority": 10, "RoleArn": "arn:aws:iam::111122223333:role/batch", "ClientRequestToken": ANY,
-            "Description": ANY})
-        job = start_batch_job(s3, s3control, refs, account_id="111122223333",
-                              role_arn="arn:aws:iam::111122223333:role/batch",
-                              function_arn="arn:aws:lambda:us-east-1:111122223333:function:ingest",
-                              report_bucket="reports-bucket", manifest_bucket="reports-bucket", prefix="bf/")
-        stub.assert_no_pending_responses()
-    assert job.job_id == "job-123"
-    location = job.request["Manifest"]["Location"]
-    manifest_key = location["ObjectArn"].removeprefix("arn:aws:s3:::reports-bucket/")
-    written = s3.get_object(Bucket="reports-bucket", Key=manifest_key)
-    assert written["ETag"].strip('"') == location["ETag"]
-    lines = written["Body"].read().decode().splitlines()
-    assert [(b, unquote_plus(k)) for b, k in (line.split(",") for line in lines)] == \
-        [(bucket, k) for k in uploaded.log_keys]
-    again = start_batch_job(s3, _stubbed_create_job(), refs, account_id="111122223333",
-                            role_arn="r", function_arn="arn:aws:lambda:us-east-1:111122223333:function:ingest",
-                            report_bucket="reports-bucket", manifest_bucket="reports-bucket", prefix="bf/")
-    assert again.request["ClientRequestToken"] == job.request["ClientRequestToken"]
-
-
-def _stubbed_create_job() -> Any:
-    client = boto3.client("s3control", region_name="us-east-1")
-    stub = Stubber(client)
-    stub.add_response("create_job", {"JobId": "job-123"})
-    stub.activate()
-    return client
-
-
-def test_batch_operations_without_its_arguments_is_refused_by_name() -> None:
-    with pytest.raises(SystemExit, match="--role-arn, --function-arn, --report-bucket"):
-        main(["backfill", "s3://trail-bucket/", "--batch-operations", "--account-id", "111122223333"])
+def test_batch_operations_without_its_arguments_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["backfill", "s3://trail-bucket/", "--batch-operations", "--account-id", "111122223333"]) == 2
+    assert "--role-arn, --function-arn, --report-bucket" in capsys.readouterr().err

@@ -546,8 +546,7 @@ def test_batch_operations_resources_only_when_enabled(sam: dict[str, Any]) -> No
 
 
 def test_batch_operations_role_reaches_what_backfill_writes_and_nothing_else() -> None:
-    from cli import backfill
-    from core.model import ObjectRef
+    from cli import backfill, backfill_jobs
 
     role = translate_template(region=REGION)["Resources"]["BatchOperationsRole"]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
@@ -555,42 +554,39 @@ def test_batch_operations_role_reaches_what_backfill_writes_and_nothing_else() -
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     (policy,) = role["Policies"]
     statements = {s["Sid"]: s for s in policy["PolicyDocument"]["Statement"]}
-    assert set(statements) == {"InvokeIngestFunction", "ReadManifests", "WriteReports"}
+    assert set(statements) == {"InvokeIngestFunction", "ReadManifests", "WriteReports", "ListTrailBucket",
+                               "WriteGeneratedManifests"}
     assert statements["InvokeIngestFunction"]["Action"] == "lambda:InvokeFunction"
     assert statements["InvokeIngestFunction"]["Resource"] == {"Fn::GetAtt": [FUNCTION_LOGICAL_ID, "Arn"]}
     assert statements["ReadManifests"]["Action"] == ["s3:GetObject", "s3:GetObjectVersion"]
     assert statements["WriteReports"]["Action"] == "s3:PutObject"
+    assert statements["WriteGeneratedManifests"]["Action"] == "s3:PutObject"
+    assert statements["ListTrailBucket"]["Action"] == "s3:ListBucket"
+    assert statements["ListTrailBucket"]["Resource"]["Fn::Sub"][0] == "arn:${AWS::Partition}:s3:::${Bucket}"
 
     def pattern(sid: str) -> str:
         resource = statements[sid]["Resource"]["Fn::Sub"]
         assert resource.startswith("${BackfillBucket.Arn}/"), resource
         return resource.removeprefix("${BackfillBucket.Arn}/")
 
-    # What backfill really writes and asks for, with its default --manifest-prefix and --report-bucket
-    # standing for --manifest-bucket, as the stack's BackfillWithBatchOperationsCommand runs it.
-    args = _backfill_args("opsworks-trail backfill s3://b/AWSLogs/ --batch-operations")
-    written: dict[str, Any] = {}
-
-    class S3:
-        def put_object(self, **kwargs: Any) -> dict[str, str]:
-            written.update(kwargs)
-            return {"ETag": '"0123"'}
-
-    class S3Control:
-        def create_job(self, **kwargs: Any) -> dict[str, str]:
-            written["job"] = kwargs
-            return {"JobId": "job-1"}
-
-    ref = ObjectRef("b", "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/02/x_20240502T0000Z_y.json.gz")
-    backfill.start_batch_job(S3(), S3Control(), [ref], account_id="111122223333", role_arn="r",
-                             function_arn="f", report_bucket="backfill", manifest_bucket="backfill",
-                             prefix=args.manifest_prefix)
-    assert fnmatch.fnmatchcase(written["Key"], pattern("ReadManifests")), written["Key"]
-    report = written["job"]["Report"]
-    # S3 writes the report as <Prefix>/job-<id>/manifest.json and <Prefix>/job-<id>/results/*.csv
+    # What backfill really asks for, with its default --manifest-prefix, as the stack's
+    # BackfillWithBatchOperationsCommand runs it.
+    args = _backfill_args(
+        "opsworks-trail backfill s3://b/AWSLogs/ --batch-operations --account-id 111122223333 "
+        "--role-arn arn:aws:iam::111122223333:role/r --function-arn f --report-bucket backfill")
+    target = backfill._target(args, needed=True)
+    assert target is not None
+    job = backfill_jobs.generated_manifest_request(target, backfill_jobs.trail_selection("b", "AWSLogs/"))
+    generated = job["ManifestGenerator"]["S3JobManifestGenerator"]["ManifestOutputLocation"]["ManifestPrefix"]
+    report = job["Report"]
+    # S3 writes the report as <Prefix>/job-<id>/manifest.json and <Prefix>/job-<id>/results/*.csv, and the
+    # generated manifest under its ManifestPrefix
     assert fnmatch.fnmatchcase(f"{report['Prefix']}/job-1/results/a.csv", pattern("WriteReports"))
     assert not fnmatch.fnmatchcase(f"{report['Prefix']}/job-1/results/a.csv", pattern("ReadManifests"))
-    assert not fnmatch.fnmatchcase(written["Key"], pattern("WriteReports"))
+    for written in (f"{generated}/job-1/manifest.json", f"{generated}/job-1/a.csv"):
+        assert fnmatch.fnmatchcase(written, pattern("WriteGeneratedManifests")), written
+        assert fnmatch.fnmatchcase(written, pattern("ReadManifests")), written
+        assert not fnmatch.fnmatchcase(written, pattern("WriteReports")), written
 
 
 def test_batch_operations_stack_outputs_make_a_backfill_command(translated: dict[str, Any]) -> None:
@@ -604,7 +600,6 @@ def test_batch_operations_stack_outputs_make_a_backfill_command(translated: dict
         assert args.function_arn == outputs["IngestFunctionArn"]
         assert args.report_bucket == outputs["BackfillBucketName"]
         assert args.account_id == outputs["AccountId"]
-        assert args.manifest_bucket is None  # so the manifest goes to the report bucket, where the role reads it
         boto3.client("s3", region_name=REGION).head_bucket(Bucket=outputs["BackfillBucketName"])
         role_name = outputs["BatchOperationsRoleArn"].rsplit("/", 1)[-1]
         trust = boto3.client("iam", region_name=REGION).get_role(RoleName=role_name)["Role"]

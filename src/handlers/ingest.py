@@ -20,6 +20,7 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.ingest.digests import is_digest_key
 from core.ingest.pipeline import DigestFiles, NoDigestCheck, Pipeline
 from core.ingest.proof import DigestCheck, S3Objects
 from core.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
@@ -203,5 +204,8 @@ def report(outcome: Outcome) -> None:
         return
     logger.info(f"{outcome.status.value}: {outcome.reason or outcome.ref.uri}", extra=fields)
     metrics.add_metric(name=f"Files{outcome.status.value.capitalize()}", unit=MetricUnit.Count, value=1)
+    if outcome.status is Status.INGESTED and is_digest_key(outcome.ref.key):
+        # A digest's progress apart from the files' (backfill --status, the stack's dashboard).
+        metrics.add_metric(name="DigestsChecked", unit=MetricUnit.Count, value=1)
     if outcome.matched:
         metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=outcome.written)
