@@ -21,6 +21,7 @@ from workshop.sample_digests import DigestSigner, chained_digests
 
 from cli.main import main
 from core.ingest.catalog import load_catalog
+from core.ingest.items import encode, event_items, restore
 from core.ingest.normalize import normalize
 from core.ingest.pipeline import Pipeline
 from core.ingest.proof import S3Objects
@@ -28,7 +29,7 @@ from core.ingest.publickeys import KeyRing
 from core.ingest.selection import Selection
 from core.ingest.sinks import TableSink
 from core.ingest.sources import S3Source
-from core.ingest.store import EventStore, deserialize, encode, event_items, restore, serialize
+from core.ingest.store import EventStore, deserialize, serialize
 from core.model import ObjectRef, Status
 from core.read.event_proof import EventProof, EventProofReport, RecordingBucket
 from core.settings import DEFAULT_EVENT_SOURCES
@@ -49,7 +50,8 @@ def event_id(n: int) -> str:
 
 def record(n: int, t: datetime, *, source: str = "opsworks.amazonaws.com", account: str = ACCOUNT,
            region: str = REGION) -> dict[str, Any]:
-    return {"eventVersion": "1.08", "eventID": event_id(n), "eventTime": f"{t - timedelta(minutes=3):%Y-%m-%dT%H:%M:%SZ}",
+    happened = t - timedelta(minutes=3)
+    return {"eventVersion": "1.08", "eventID": event_id(n), "eventTime": f"{happened:%Y-%m-%dT%H:%M:%SZ}",
             "eventSource": source, "eventName": "CreateLayer" if n % 2 else "DescribeStacks", "awsRegion": region,
             "recipientAccountId": account, "sourceIPAddress": "192.0.2.7", "userAgent": "aws-cli/2.15",
             "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{account}:user/alice", "accountId": account,

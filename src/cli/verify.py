@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
-
 from botocore.exceptions import ClientError
 
 from cli.common import add_table_arguments, dynamodb_client, fail, s3_client, to_json
@@ -41,8 +40,8 @@ from core.ingest.sources import S3Source
 from core.ingest.store import EventStore
 from core.read.event_proof import EventProof, EventProofReport, RecordingBucket
 from core.read.queries import BadTime, parse_when
-from core.settings import DEFAULT_EVENT_SOURCES
 from core.read.verify import Verifier, VerifyReport
+from core.settings import DEFAULT_EVENT_SOURCES
 
 
 def add_parser(commands: Any) -> None:

@@ -43,12 +43,13 @@ from core.ingest.digests import (
     parse_time,
     signature_problem,
 )
+from core.ingest.items import DOCUMENT, PACKED, SOURCE_FILES, SOURCE_RANK, event_items, restore
 from core.ingest.pipeline import Pipeline
 from core.ingest.proof import Fetch, ledger_of
 from core.ingest.publickeys import PublicKeys
 from core.ingest.selection import Selection
 from core.ingest.sinks import CollectingSink, DryRunSink
-from core.ingest.store import DOCUMENT, PACKED, SOURCE_FILES, EventStore, Item, event_items, restore
+from core.ingest.store import EventStore, Item
 from core.keys import BY_ACCOUNT, EVENTS_PROOF_PREFIX, event_pk, events_proof_sk, key_part, stream_pk
 from core.model import BinaryStream, ObjectRef, Status, utc_now
 
@@ -57,7 +58,7 @@ Opener = Callable[[ObjectRef], BinaryStream]
 
 NOT_COMPARED = frozenset({"ingested_at", "source_object"})
 """Fields of the event the store sets itself (when; which of the files holding the event it names)."""
-NOT_COMPARED_ATTRIBUTES = frozenset({"expires_at", SOURCE_FILES, "source_rank", DOCUMENT, PACKED})
+NOT_COMPARED_ATTRIBUTES = frozenset({"expires_at", SOURCE_FILES, SOURCE_RANK, DOCUMENT, PACKED})
 """Item attributes beside the document not compared: the TTL (the function's RETENTION_DAYS), the files
 holding the event (checked on their own) and the document (compared decoded, field by field)."""
 MAX_RECORDED_IDS = 1000
@@ -484,3 +485,36 @@ def latest_event_proofs(store: EventStore, streams: Iterable[tuple[str, str]]) -
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else None
+
+
+@dataclass(frozen=True)
+class EventsShown:
+    """Of the events a report shows for one account and Region, how many the latest `verify --events` run
+    re-derived from verified log files."""
+
+    account: str
+    region: str
+    shown: int
+    re_derived: int
+    verified_at: str | None
+    """When that run was; None when none has run over this account and Region."""
+    status: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account": self.account, "region": self.region, "shown": self.shown, "re_derived": self.re_derived,
+                "verified_at": self.verified_at, "status": self.status}
+
+
+def events_re_derived(events: Iterable[Event], proofs: Mapping[tuple[str, str], EventsProven]) -> list[EventsShown]:
+    """Per account and Region of the shown events: how many lie in the range of its latest recorded run and
+    are not among that run's findings."""
+    shown: dict[tuple[str, str], list[int]] = {}
+    for event in events:
+        where = (str(event.get("account_id", "")), str(event.get("region", "")))
+        counts = shown.setdefault(where, [0, 0])
+        counts[0] += 1
+        proof = proofs.get(where)
+        counts[1] += bool(proof and proof.covers(event))
+    return [EventsShown(account, region, n, derived, proofs[(account, region)].run_at if (account, region) in proofs
+                        else None, proofs[(account, region)].status if (account, region) in proofs else None)
+            for (account, region), (n, derived) in sorted(shown.items())]
