@@ -5,6 +5,7 @@ with the same items (the times of ingest aside): the event's document names its 
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import threading
@@ -165,7 +166,8 @@ def test_concurrent_writers_end_in_the_same_table_as_one_in_order(clients: tuple
     atomic = AtomicCalls(ddb)
     for round_ in range(4):
         table = new_table(ddb, definition)
-        concurrently(lambda key: ingest(s3, atomic, table, [key]), sorted(FILES, reverse=bool(round_ % 2)))
+        concurrently(functools.partial(lambda t, key: ingest(s3, atomic, t, [key]), table),
+                     sorted(FILES, reverse=bool(round_ % 2)))
         assert snapshot(ddb, table) == expected
 
 
