@@ -224,6 +224,23 @@ def test_only_files_that_held_opsworks_records_are_read_again(trail: SignedTrail
     assert report.total("files_without_events") == len(trail.logs) - len(with_records)
 
 
+def test_a_deleted_event_whose_file_count_was_zeroed_too_is_missing_when_every_file_is_read(
+        trail: SignedTrail, tmp_path: Path) -> None:
+    trail.write(hours=1)
+    trail.ingest()
+    victim_file = sorted(k for k, ids in trail.opsworks_ids.items() if ids)[0]
+    for eid in trail.opsworks_ids[victim_file]:
+        trail.ddb.delete_item(TableName=trail.table, Key={"pk": {"S": f"EVENT#{eid}"}, "sk": {"S": "EVENT"}})
+    trail.ddb.update_item(TableName=trail.table, Key={"pk": {"S": f"FILE#{trail.bucket}/{victim_file}"},
+                                                      "sk": {"S": "FILE"}},
+                          UpdateExpression="SET matched = :z", ExpressionAttributeValues={":z": {"N": "0"}})
+    assert trail.cli(tmp_path)[0] == 0  # the ledger is believed: the file is not read again
+    code, result = trail.cli(tmp_path, "--events-every-file")
+    assert code == 1
+    assert sorted((f["kind"], f["event_id"]) for f in result["events"]["streams"][0]["findings"]) == \
+        sorted(("missing", eid) for eid in trail.opsworks_ids[victim_file])
+
+
 def test_the_fields_the_store_sets_itself_are_not_compared(trail: SignedTrail) -> None:
     trail.write(hours=1)
     trail.ingest()

@@ -81,15 +81,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     s3 = s3_client(args)
     source = S3Source(s3)
     store = EventStore(dynamodb_client(args), args.table)
-    bucket_seen = RecordingBucket(source.list, S3Objects(s3).fetch) if args.events else None
+    bucket_seen = RecordingBucket(source.list, S3Objects(s3).fetch) if args.events or args.events_every_file else None
     verifier = Verifier(list_objects=bucket_seen.list if bucket_seen else source.list,
                         fetch=bucket_seen.fetch if bucket_seen else S3Objects(s3).fetch, keys=keys,
                         store=store, open=source.open)
     try:
         report = verifier.run(bucket, prefix, since=since, until=until, account=args.account, region=args.only_region,
                               rehash=args.rehash)
-        events = prove_events(args, EventProof(store, source.open, keys, Selection(frozenset(DEFAULT_EVENT_SOURCES))),
-                              bucket_seen, bucket, prefix, since, until) if bucket_seen else None
+        prover = EventProof(store, source.open, keys, Selection(frozenset(DEFAULT_EVENT_SOURCES)),
+                            every_file=args.events_every_file)
+        events = prove_events(args, prover, bucket_seen, bucket, prefix, since, until) if bucket_seen else None
     except IngestError as exc:  # listing the bucket, reading a digest or asking for keys failed
         return fail(exc.reason)
     except BadPublicKey as exc:
@@ -109,6 +110,10 @@ def add_events_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also re-read the log files that held OpsWorks records and prove every stored event "
                              "of the range against them (missing, altered, unbacked); the result is recorded "
                              "in the table for the report")
+    parser.add_argument("--events-every-file", action="store_true",
+                        help="with --events, re-read every listed log file, not only those the ledger says held "
+                             "OpsWorks records (the ledger is in the table too: this catches a deleted event "
+                             "whose file's count was changed with it)")
 
 
 def prove_events(args: argparse.Namespace, prover: EventProof, bucket_seen: RecordingBucket, bucket: str,

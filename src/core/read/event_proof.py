@@ -192,6 +192,9 @@ class EventProof:
     selection: Selection
     catalog: Catalog | None = None
     max_decompressed_bytes: int = MAX_REREAD_BYTES
+    every_file: bool = False
+    """Read every listed file again, not only those the ledger says held selected records: the ledger is in
+    the table too, so this is what catches an event deleted together with its file's count."""
 
     def run(self, bucket: str, bucket_seen: RecordingBucket, prefix: str = "", *, since: datetime | None = None,
             until: datetime | None = None, account: str | None = None, region: str | None = None,
@@ -285,7 +288,7 @@ class EventProof:
             entry = ledger.get((file_bucket, key))
             held = entry is None or entry.get("status") != "ingested" or entry.get("matched") is None \
                 or int(entry["matched"]) > 0
-            if not held and uri not in named:
+            if not held and uri not in named and not self.every_file:
                 stream.files_without_events += 1
                 continue
             if file_bucket == bucket and (bucket, key) not in bucket_seen.present:
