@@ -1,4 +1,4 @@
-"""core.event.Event is the schema README.md documents, and what normalize makes and restore gives
+"""core.event.Event is the schema docs/layout.md documents, and what normalize makes and restore gives
 back: its fields are the documented ones, and real-shaped records (generated, and the shared corpus of
 real trails when present) normalize to events with only those fields, of the declared types."""
 
@@ -29,12 +29,16 @@ CATALOG = load_catalog()
 INGESTED_AT = "2024-06-01T00:00:00Z"
 
 
-# -- the type against the README ------------------------------------------------------------------
+# -- the type against the docs --------------------------------------------------------------------
+
+
+SCHEMA_PAGE = REPO / "docs" / "layout.md"
+"""Where the normalized event is documented (the README links to it)."""
 
 
 def schema_text() -> str:
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    return text.split("### The normalized event", 1)[1].split("\n#", 1)[0]
+    text = SCHEMA_PAGE.read_text(encoding="utf-8")
+    return text.split("## The normalized event", 1)[1].split("\n#", 1)[0]
 
 
 def documented_fields() -> set[str]:
@@ -51,7 +55,7 @@ def documented_fields() -> set[str]:
 def described(field: str) -> set[str]:
     """The names listed in the parentheses after a field: `actor` (type, arn, ...)."""
     found = re.search(rf"`{field}` \(([^()]*)\)", schema_text())
-    assert found, f"README's schema describes no parts of {field}"
+    assert found, f"{SCHEMA_PAGE.name}'s schema describes no parts of {field}"
     return {name.strip() for name in found[1].split(",")}
 
 
@@ -59,14 +63,14 @@ def fields(kind: Any) -> set[str]:
     return set(kind.__required_keys__ | kind.__optional_keys__)
 
 
-def test_the_event_type_has_exactly_the_fields_the_readme_documents() -> None:
+def test_the_event_type_has_exactly_the_fields_the_docs_document() -> None:
     documented = documented_fields()
 
-    assert len(documented) > 20, "the README's schema section was not found in the expected form"
+    assert len(documented) > 20, f"{SCHEMA_PAGE.name}'s schema section was not found in the expected form"
     assert fields(Event) == documented
 
 
-def test_actor_resource_and_source_object_have_the_parts_the_readme_lists() -> None:
+def test_actor_resource_and_source_object_have_the_parts_the_docs_list() -> None:
     assert fields(Actor) == described("actor")
     assert re.search(r"`\{type, id\}`", schema_text())
     assert fields(Resource) == {"type", "id"}

@@ -1,4 +1,4 @@
-"""normalize(): one CloudTrail record -> the normalized event of README.md, field by field."""
+"""normalize(): one CloudTrail record -> the normalized event of docs/layout.md, field by field."""
 
 from __future__ import annotations
 

@@ -84,7 +84,8 @@ def snapshot(ddb: Any, table: str) -> list[dict[str, Any]]:
                 event.pop("ingested_at")
                 item.pop(PACKED, None)
                 item[DOCUMENT] = encode(event)
-            item.pop("at", None)
+            if item["sk"] == "FILE":
+                item.pop("at")
             items.append(item)
     return sorted(items, key=lambda i: (i["pk"], i["sk"]))
 

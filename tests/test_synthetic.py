@@ -7,6 +7,8 @@ import hashlib
 import json
 import re
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from random import Random
 from typing import Any
@@ -14,9 +16,11 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from workshop.sample_data import load
-from workshop.sample_data.records import RecordMaker
-from workshop.sample_data.script import Script
+from workshop.sample_data import new_maker
+from workshop.sample_data.calls import Session, Story
+from workshop.sample_data.opsworks_cm import server
+from workshop.sample_data.opsworks_stack import stack
+from workshop.sample_data.services import LOOKALIKES, NOISE, lookalike, noise
 from workshop.synthetic import (
     DEFAULT_ACCOUNTS,
     DEFAULT_START,
@@ -324,68 +328,34 @@ def test_command_line_writes_bucket_and_manifest(tmp_path: Path, capsys: pytest.
     assert json.loads(capsys.readouterr().out)["uncompressed_bytes"] >= 512 * 1024
 
 
-# -- the data files (workshop/sample_data) ------------------------------------------------------------
+# -- the sample data (workshop/sample_data) ---------------------------------------------------------
 
 CATALOG = json.loads((Path(__file__).parents[1] / "src/core/ingest/catalog.json").read_text())
 
 
-def steps_in(node: Any) -> list[dict[str, Any]]:
-    """Every step (a map with call, do, record, let or each) anywhere in a story or procedure."""
-    found: list[dict[str, Any]] = []
-    if isinstance(node, dict):
-        if node.keys() & {"call", "do", "record", "let", "each"}:
-            found.append(node)
-        for value in node.values():
-            found += steps_in(value)
-    elif isinstance(node, list):
-        for value in node:
-            found += steps_in(value)
-    return found
+def story_sessions(seed: int) -> list[Session]:
+    """A stack story and a server story of each engine, as the bucket and the large file use them."""
+    maker = new_maker(Random(seed), DEFAULT_ACCOUNTS, DEFAULT_START, 30)
+    sessions = stack(maker, DEFAULT_ACCOUNTS[0], "us-east-1", name="s", by="alice", at=[0.1] * 7)
+    for engine in ("ChefAutomate", "Puppet"):
+        sessions += server(maker, DEFAULT_ACCOUNTS[1], "eu-west-1", name="c", engine=engine, at=[0.2] * 5)
+    return sessions
 
 
-def test_the_data_files_name_only_stories_procedures_and_people_that_exist() -> None:
-    stories, services, actors = load("stories"), load("services"), load("actors")
-    procedures = services["procedures"] | stories["procedures"]
-    cast = stories["cast"]["every_300_files"] + stories["cast"]["once"]
-    assert {part["story"] for part in cast} == set(stories["stories"])
-    for part in cast:
-        assert len(part["at"]) == len(stories["stories"][part["story"]]["sessions"]), part
-    steps = steps_in(stories) + steps_in(services)
-    assert {s["do"] for s in steps if "do" in s} <= set(procedures)
-    sso = actors["per_account"]["sso_role"].split("$")[0]
-    people = {sso if a["name"] == "${sso_role}" else a["name"] for a in actors["people_and_roles"]}
-    callers = {s["who"] for s in steps if "call" in s and "${" not in s.get("who", "${")}
-    for story in stories["stories"].values():
-        callers |= {v for k, v in story["let"].items() if k in ("main", "person", "operator", "node_agent")}
-    callers -= {"${by}"}
-    assert callers and all(any(p.startswith(c) for p in people) for c in callers), callers
-    groups = {g for a in actors["people_and_roles"] for g in a["agents"]}
-    assert groups <= set(actors["agents"])
-
-
-def test_every_action_the_story_uses_is_in_the_catalog_with_its_read_only_flag() -> None:
-    stories = load("stories")["stories"]
-    used = set()
-    for name in ("stack", "server"):
-        source = stories[name]["let"]["source"]
-        for step in steps_in(stories[name]):
-            if "call" in step:
-                used.add(step["call"])
-                action = CATALOG["services"][source]["actions"].get(step["call"])
-                assert action is not None, f"{source} {step['call']} is not in catalog.json"
-                assert action["read_only"] == step.get("ro", False), f"{step['call']} read_only"
-    assert {"CreateStack", "DeleteStack", "CreateServer", "DeleteServer"} <= used  # the walk saw both stories
+def test_every_action_the_stories_call_is_in_the_catalog_with_its_read_only_flag() -> None:
+    records = [r for s in story_sessions(1) for r in s.records]
+    for record in records:
+        action = CATALOG["services"][record["eventSource"]]["actions"].get(record["eventName"])
+        assert action is not None, f"{record['eventSource']} {record['eventName']} is not in catalog.json"
+        assert action["read_only"] == record["readOnly"], f"{record['eventName']} read_only"
+    assert {"CreateStack", "DeleteStack", "CreateServer", "DeleteServer"} <= {r["eventName"] for r in records}
 
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(min_value=0, max_value=2**32))
 def test_for_any_seed_story_records_name_every_resource_the_catalog_knows(seed: int) -> None:
     """Catalog resource parameters in a story's records are in its manifest resources (RESOURCE_KEYS agrees)."""
-    script = Script(RecordMaker(Random(seed), DEFAULT_ACCOUNTS, DEFAULT_START, 30))
-    sessions = script.story("stack", DEFAULT_ACCOUNTS[0], "us-east-1", {"name": "s", "by": "alice", "at": [0.1] * 7})
-    for engine in ("ChefAutomate", "Puppet"):
-        sessions += script.story("server", DEFAULT_ACCOUNTS[1], "eu-west-1",
-                                 {"name": "c", "engine": engine, "at": [0.2] * 5})
+    sessions = story_sessions(seed)
     records = [r for s in sessions for r in s.records]
     assert {r["eventSource"] for r in records} == set(OPSWORKS_SOURCES)
     assert all(la["eventSource"] not in OPSWORKS_SOURCES for s in sessions for la in s.lookalikes)
@@ -403,7 +373,51 @@ def test_for_any_seed_story_records_name_every_resource_the_catalog_knows(seed: 
                         assert (kind, item) in found, (record["eventName"], path)
 
 
-def test_a_variable_may_not_hide_a_generator() -> None:
-    script = Script(RecordMaker(Random(1), DEFAULT_ACCOUNTS, DEFAULT_START, 30))
-    with pytest.raises(ValueError, match="hide the generator"):
-        script.run([{"let": {"uuid": "x"}}], script.frame({"account": DEFAULT_ACCOUNTS[0]}))
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(min_value=0, max_value=2**32), when=st.floats(min_value=0.0, max_value=0.95))
+def test_a_session_starts_near_its_fraction_and_each_call_comes_5_to_90_seconds_after_the_last(
+    seed: int, when: float
+) -> None:
+    maker = new_maker(Random(seed), DEFAULT_ACCOUNTS, DEFAULT_START, 30)
+    s = Story(maker, DEFAULT_ACCOUNTS[0], "us-east-1", source=OPSWORKS_SOURCES[0], caller="alice").session(when)
+    for _ in range(4):
+        s.call("DescribeStacks", {"stackIds": []}, ro=True)
+    times = [datetime.strptime(r["eventTime"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC) for r in s.records]
+    start = DEFAULT_START + timedelta(seconds=int(30 * 86400 * when))
+    assert start < times[0] <= start + timedelta(seconds=1800 + 90)
+    assert all(5 <= (b - a).total_seconds() <= 90 for a, b in pairwise(times))
+
+
+def test_a_call_by_someone_the_account_does_not_have_names_them_and_the_people_it_has() -> None:
+    maker = new_maker(Random(1), DEFAULT_ACCOUNTS, DEFAULT_START, 30)
+    s = Story(maker, DEFAULT_ACCOUNTS[0], "us-east-1", source=OPSWORKS_SOURCES[0]).session(0.1)
+    with pytest.raises(ValueError, match=r"no person or role 'mallory' in account 111122223333 .*carol"):
+        s.call("DescribeStacks", {}, ro=True, who="mallory")
+
+
+def test_every_kind_of_noise_comes_up_and_none_is_an_opsworks_record() -> None:
+    maker = new_maker(Random(2), DEFAULT_ACCOUNTS, DEFAULT_START, 30)
+    records = [noise(maker, DEFAULT_ACCOUNTS[0], "us-west-2", DEFAULT_START) for _ in range(600)]
+    assert all(r["eventSource"] not in OPSWORKS_SOURCES for r in records)
+    called = {r["eventName"] for r in records}
+    assert len(called) == len(NOISE)  # each kind calls an action of its own
+    assert {"GetBucketAcl", "RunInstances", "UpdateInstanceInformation", "ConsoleLogin"} <= called
+
+
+@pytest.mark.parametrize("which", range(len(LOOKALIKES)))
+def test_each_lookalike_mentions_opsworks_outside_its_event_source(which: int) -> None:
+    maker = new_maker(Random(3), DEFAULT_ACCOUNTS, DEFAULT_START, 30)
+    record = lookalike(maker, DEFAULT_ACCOUNTS[0], "us-east-1", DEFAULT_START, which)
+    assert record["eventSource"] not in OPSWORKS_SOURCES
+    assert any(source in json.dumps(record) for source in OPSWORKS_SOURCES)
+
+
+def test_the_generator_draws_only_from_its_own_seeded_generator(tmp_path: Path) -> None:
+    """Same seed, same bytes, whatever the process-wide random state (no stray `random.x()` call)."""
+    import random
+
+    random.seed(1)
+    first = write_large_trail_file(tmp_path / "a.json.gz", uncompressed_bytes=256 << 10, opsworks_fraction=0.1)
+    random.seed(2)
+    second = write_large_trail_file(tmp_path / "b.json.gz", uncompressed_bytes=256 << 10, opsworks_fraction=0.1)
+    assert first == second and (tmp_path / "a.json.gz").read_bytes() == (tmp_path / "b.json.gz").read_bytes()

@@ -134,8 +134,12 @@ def _policy_statements(template: dict[str, Any]) -> Iterator[tuple[str, dict[str
 
 
 def _role_statement(translated: dict[str, Any], sid: str) -> dict[str, Any]:
+    """A statement of the function's role: inline, or in a role policy attached to it."""
+    resources = translated["Resources"]
+    attached = {k for k, r in resources.items() if r["Type"] == "AWS::IAM::Policy"
+                and {"Ref": "IngestFunctionRole"} in r["Properties"].get("Roles", [])}
     for logical_id, statement in _policy_statements(translated):
-        if logical_id == "IngestFunctionRole" and statement.get("Sid") == sid:
+        if logical_id in {"IngestFunctionRole", *attached} and statement.get("Sid") == sid:
             return statement
     raise AssertionError(f"IngestFunctionRole has no statement {sid!r}")
 

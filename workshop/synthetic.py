@@ -15,9 +15,9 @@ Command line::
     python -m workshop.synthetic bucket DIR [--seed N] [--files N] [--org] [--manifest PATH]
     python -m workshop.synthetic large FILE [--mb 64] [--opsworks-fraction 0.01] [--seed N]
 
-What the records say (people and roles, other services' calls, the OpsWorks story) is data in
-``workshop/sample_data/*.yaml``, filled in by :mod:`workshop.sample_data.script`; this module lays
-out the bucket and writes the manifest. :func:`upload_to_s3` takes a boto3 S3 client from the caller.
+What the records say (people and roles, other services' calls, the OpsWorks stories) is plain Python
+in ``workshop/sample_data/`` (its ``__init__`` says which file holds what); this module lays out the
+bucket and writes the manifest. :func:`upload_to_s3` takes a boto3 S3 client from the caller.
 """
 
 from __future__ import annotations
@@ -35,9 +35,15 @@ from pathlib import Path
 from random import Random
 from typing import Any
 
-from workshop.sample_data import load
+from workshop.sample_data import new_maker
+from workshop.sample_data.calls import Session
+from workshop.sample_data.cast import opsworks_sessions
+from workshop.sample_data.docs_examples import OPSWORKS
+from workshop.sample_data.opsworks_cm import OPSWORKS_CM, server
+from workshop.sample_data.opsworks_stack import stack
 from workshop.sample_data.records import SECRET_MARKER, RecordMaker, fmt
-from workshop.sample_data.script import Script, Session
+from workshop.sample_data.services import insight, lookalike, noise
+from workshop.sample_data.trail import CUSTOM_PREFIX, REGIONS, RESOURCE_KEYS
 from workshop.sample_digests import demo_signer, write_signed_digests
 
 __all__ = [
@@ -62,17 +68,12 @@ __all__ = [
 
 Json = dict[str, Any]
 
-_TRAIL = load("trail")
 #: The string that negative look-alike records carry outside ``eventSource``.
-LOOKALIKE_MARKER = "opsworks.amazonaws.com"
-OPSWORKS_SOURCES = ("opsworks.amazonaws.com", "opsworks-cm.amazonaws.com")
+LOOKALIKE_MARKER = OPSWORKS
+OPSWORKS_SOURCES = (OPSWORKS, OPSWORKS_CM)
 DEFAULT_ACCOUNTS = ("111122223333", "444455556666")
 #: Spans the OpsWorks Stacks end of life (2024-05-26), so events exist on both sides of it.
 DEFAULT_START = datetime(2024, 5, 1, tzinfo=UTC)
-REGIONS: tuple[str, ...] = tuple(_TRAIL["regions"])
-CUSTOM_PREFIX: str = _TRAIL["custom_prefix"]
-#: Parameter names naming an OpsWorks resource, and its type (``sample_data/trail.yaml`` says more).
-RESOURCE_KEYS: dict[str, str] = _TRAIL["resource_keys"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -250,20 +251,12 @@ def write_sample_bucket(
     if days < 1 or not accounts:
         raise ValueError("days must be >= 1 and accounts not empty")
     rng = Random(seed)
-    maker = RecordMaker(rng, accounts, start, days)
-    script = Script(maker)
+    maker = new_maker(rng, accounts, start, days)
     org = organization_id
     acct = list(accounts)
 
-    # 1. the OpsWorks stories (sample_data/stories.yaml), one session per log file
-    cast = load("stories")["cast"]
-    sessions: list[Session] = []
-    for i in range(max(1, round(files / 300))):
-        for part in cast["every_300_files"]:
-            params = {**part, "name": f"{part['name']}{i or ''}"}
-            sessions += script.story(part["story"], acct[(part["account"] + i) % len(acct)], part["region"], params)
-    for part in cast["once"]:
-        sessions += script.story(part["story"], acct[part["account"]], part["region"], part)
+    # 1. the OpsWorks stories (sample_data/cast.py), one session per log file
+    sessions: list[Session] = opsworks_sessions(maker, acct, copies=max(1, round(files / 300)))
     min_files = len(sessions) + 2 + 10
     if files < min_files:
         raise ValueError(f"files={files} leaves no room for the OpsWorks story: use at least {min_files}")
@@ -276,7 +269,7 @@ def write_sample_bucket(
         out = []
         for _ in range(n):
             ts = delivered - timedelta(seconds=rng.randint(30, 900))
-            out.append(script.one("noise", account, region, ts))
+            out.append(noise(maker, account, region, ts))
         return out
 
     def filler_count() -> int:
@@ -311,7 +304,7 @@ def write_sample_bucket(
         delivered = _floor5(maker.start + timedelta(seconds=rng.randrange(span)))
         records = fill(account, region, delivered, filler_count())
         if rng.random() < 0.04:
-            la = script.one("lookalike", account, region, delivered - timedelta(seconds=rng.randint(30, 600)))
+            la = lookalike(maker, account, region, delivered - timedelta(seconds=rng.randint(30, 600)))
             records.append(la)
             lookalike_ids.append(la["eventID"])
         prefix = CUSTOM_PREFIX if i < 2 else ""
@@ -354,7 +347,7 @@ def write_sample_bucket(
     signatures = write_signed_digests(root, bucket, [k for k, _ in log_files], daily=True)
     skipped: dict[str, str] = dict.fromkeys(signatures, "digest")
     for account in acct:
-        key, body = _insight(script, account, org)
+        key, body = _insight(maker, account, org)
         _write(root, key, body)
         skipped[key] = "insight"
         check = f"{_account_prefix(account, org)}Config/ConfigWritabilityCheckFile"
@@ -394,15 +387,15 @@ def _write(root: Path, key: str, body: bytes) -> None:
     path.write_bytes(body)
 
 
-def _insight(script: Script, account: str, org: str | None) -> tuple[str, bytes]:
+def _insight(maker: RecordMaker, account: str, org: str | None) -> tuple[str, bytes]:
     """An Insights file about OpsWorks call rates: mentions OpsWorks, yet is no log file to ingest."""
     region = "us-east-1"
-    ts = script.maker.start + timedelta(days=1, hours=13, minutes=5)
-    recs = script.records("insight", account, region, ts)
+    ts = maker.start + timedelta(days=1, hours=13, minutes=5)
+    recs = insight(maker, account, region, ts)
     delivered = ts + timedelta(minutes=15)
     key = (
         f"{_account_prefix(account, org)}CloudTrail-Insight/{region}/{ts:%Y/%m/%d}/"
-        f"{account}_CloudTrail-Insight_{region}_{delivered:%Y%m%dT%H%MZ}_{script.maker.token(16)}.json.gz"
+        f"{account}_CloudTrail-Insight_{region}_{delivered:%Y%m%dT%H%MZ}_{maker.token(16)}.json.gz"
     )
     return key, _dump(recs)
 
@@ -464,19 +457,19 @@ def _template_pool(
 ) -> tuple[list[tuple[str, str, str, str]], list[tuple[str, str, str, str]]]:
     """(OpsWorks templates, other templates) rendered from the same builders as the bucket."""
     rng = Random(seed)
-    script = Script(RecordMaker(rng, DEFAULT_ACCOUNTS, start, 1))
+    maker = new_maker(rng, DEFAULT_ACCOUNTS, start, 1)
     ops: list[Json] = []
     for i, account in enumerate(DEFAULT_ACCOUNTS):
-        stack = {"name": f"bench{i}", "by": "deploy-automation", "at": (0.1,) * 7}
-        server = {"name": f"bench-cm{i}", "engine": ("ChefAutomate", "Puppet")[i], "at": (0.1,) * 5}
-        for story, params in (("stack", stack), ("server", server)):
-            for s in script.story(story, account, REGIONS[i], params):
-                ops += s.records
+        sessions = stack(maker, account, REGIONS[i], name=f"bench{i}", by="deploy-automation", at=(0.1,) * 7)
+        sessions += server(maker, account, REGIONS[i], name=f"bench-cm{i}", engine=("ChefAutomate", "Puppet")[i],
+                           at=(0.1,) * 5)
+        for s in sessions:
+            ops += s.records
     others = []
     for _ in range(400):
         account, region = rng.choice(DEFAULT_ACCOUNTS), rng.choice(REGIONS)
-        others.append(script.one("noise", account, region, start))
-    others += [script.one("lookalike", DEFAULT_ACCOUNTS[0], "us-east-1", start, w) for w in range(6)]
+        others.append(noise(maker, account, region, start))
+    others += [lookalike(maker, DEFAULT_ACCOUNTS[0], "us-east-1", start, w) for w in range(6)]
     # time/request/event are placed in order in every builder; skip any record where they are not
     keep = [r for r in ops + others if "requestID" in r and "eventID" in r]
     return (

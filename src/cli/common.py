@@ -14,6 +14,7 @@ from boto3.dynamodb.types import Binary
 from botocore.exceptions import NoRegionError
 
 from cli.errors import PROBE_CONFIG, CliError, Exit, Where, explain, probe_table
+from cli.present.safe_text import for_terminal
 from core.ingest.items import json_number
 from core.ingest.selection import Selection
 from core.ingest.store import RETRIES
@@ -117,5 +118,5 @@ def _hex(value: Any) -> str:
 
 
 def fail(message: str) -> int:
-    print(f"opsworks-trail: {message}", file=sys.stderr)
+    print(f"opsworks-trail: {for_terminal(message)}", file=sys.stderr)
     return int(Exit.USAGE)

@@ -1,5 +1,6 @@
 """What the command line says when it cannot go on: one line naming the cause and the fix, and an exit
-code per kind of cause (README, "Exit codes"), the way the AWS CLI does. Tracebacks only with --debug.
+code per kind of cause (docs/commands.md, "Errors and exit codes"), the way the AWS CLI does. Tracebacks
+only with --debug.
 
 Causes a retry cannot fix (no Region, no credentials, no table, an endpoint that refuses connections,
 access denied) stop the command at once: `probe_table` asks DynamoDB once, with no retries, before any work.
@@ -28,7 +29,7 @@ from core.keys import ACCOUNTS_PK
 
 
 class Exit(IntEnum):
-    """The exit codes, documented in the README."""
+    """The exit codes, documented in docs/commands.md."""
 
     OK = 0
     PARTIAL = 1

@@ -21,6 +21,7 @@ from cli.common import (
     selection_from,
     to_json,
 )
+from cli.present.safe_text import for_terminal
 from cli.present.tables import aligned_columns
 from core.ingest.pipeline import Pipeline
 from core.ingest.sinks import DryRunSink, Sink, TableSink
@@ -84,7 +85,7 @@ def run_retry(args: argparse.Namespace) -> int:
     for row in rows:
         outcome = pipeline.ingest(ObjectRef(row["bucket"], row["key"], etag=row.get("etag")))
         still_failing += outcome.status is Status.FAILED
-        print(describe(outcome, dry_run=args.dry_run))
+        print(for_terminal(describe(outcome, dry_run=args.dry_run)))
     verb = "checked" if args.dry_run else "retried"
     print(f"{len(rows)} failed files {verb}, {len(rows) - still_failing} ok, {still_failing} still failing",
           file=sys.stderr)

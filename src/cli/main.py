@@ -1,7 +1,7 @@
 """`opsworks-trail`: the command line over the same core the Lambda function runs.
 
 Failures end in one line on stderr naming the cause and the fix, and a documented exit code
-(cli.errors.Exit, README "Exit codes"); --debug adds the traceback.
+(cli.errors.Exit, docs/commands.md "Errors and exit codes"); --debug adds the traceback.
 """
 
 from __future__ import annotations

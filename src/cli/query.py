@@ -18,6 +18,7 @@ from typing import Any, TextIO
 
 from cli.common import add_table_arguments, dynamodb_client, fail, to_json
 from cli.errors import CliError, Exit
+from cli.present.safe_text import csv_cell
 from cli.present.tables import aligned_columns
 from core.event import Event
 from core.read.actors import who
@@ -126,7 +127,7 @@ def write(events: Iterable[Event], form: str, out: TextIO) -> None:
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
         for event in events:
-            writer.writerow(csv_row(event))
+            writer.writerow([csv_cell(cell) for cell in csv_row(event)])
     else:
         write_table([table_row(e) for e in events], COLUMNS, out)
 

@@ -30,6 +30,7 @@ from botocore.exceptions import ClientError
 
 from cli.common import add_table_arguments, dynamodb_client, fail, s3_client, to_json
 from cli.present.event_proof import render_event_proof
+from cli.present.safe_text import for_terminal_lines
 from cli.present.tables import aligned_columns
 from core.errors import IngestError
 from core.ingest.digests import BadPublicKey, parse_time
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         result = report.as_dict() if events is None else dict(report.as_dict(), events=events.as_dict())
         out.write(to_json(result, indent=2) + "\n")
     else:
-        out.write(render(report) + ("" if events is None else "\n" + render_event_proof(events)))
+        out.write(for_terminal_lines(render(report) + ("" if events is None else "\n" + render_event_proof(events))))
     return 1 if report.findings or (events is not None and events.findings) else 0
 
 

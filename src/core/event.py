@@ -1,6 +1,6 @@
 """The normalized event: the one type normalize makes, the store writes and restores, queries and reports read.
 
-The schema is README.md's "The normalized event"; tests/test_event_type.py holds the two together. A
+The schema is docs/layout.md's "The normalized event"; tests/test_event_type.py holds the two together. A
 TypedDict is a plain dict at run time, so events keep the form they are stored and printed in. (No
 `from __future__ import annotations` here: TypedDict reads NotRequired from evaluated annotations.)
 

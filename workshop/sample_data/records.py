@@ -1,8 +1,9 @@
 """Seeded ids and CloudTrail record shapes: how a call by someone becomes a management event.
 
-The tables (agents, TLS sessions, people and roles) are data (``actors.yaml``); this module owns
-the shapes CloudTrail gives them: ``userIdentity`` per caller type and a record's keys in
-CloudTrail's order. :mod:`workshop.sample_data.script` decides who calls what, and when.
+This module owns the shapes CloudTrail gives a call: ``userIdentity`` per caller type, a record's keys
+in CloudTrail's order, the user agents and TLS sessions callers use. :class:`RecordMaker` is also the
+one source of randomness: every id, secret and choice in the sample data is drawn through it, in the
+order the code asks, which is what makes a seed give the same bytes every time.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from random import Random
 from typing import Any
-
-from workshop.sample_data import load
 
 Json = dict[str, Any]
 
@@ -30,9 +29,38 @@ ALPHABETS = {
     "digits": "0123456789",
 }
 
-_ACTORS = load("actors")
-AGENTS: dict[str, tuple[str, ...]] = {k: tuple(v) for k, v in _ACTORS["agents"].items()}
-TLS: tuple[tuple[str, str], ...] = tuple((v, c) for v, c in _ACTORS["tls"])
+#: User agents by kind of client; a person or role uses the agents of its kinds (people.py).
+AGENTS: dict[str, tuple[str, ...]] = {
+    "cli": (
+        "aws-cli/2.15.30 Python/3.11.8 Linux/5.10.213-201.855.amzn2.x86_64 exe/x86_64.amzn.2 prompt/off",
+        "aws-cli/2.13.4 Python/3.11.4 Darwin/23.4.0 exe/x86_64 prompt/off",
+    ),
+    "boto": (
+        "Boto3/1.34.84 md/Botocore#1.34.84 ua/2.0 os/linux#5.10.213 md/arch#x86_64 lang/python#3.11.8 "
+        "md/pyimpl#CPython cfg/retry-mode#legacy Botocore/1.34.84",
+        "Boto3/1.28.57 Python/3.9.16 Linux/4.14.336-257.562.amzn2.x86_64 exec-env/AWS_Lambda_python3.9 "
+        "Botocore/1.31.57",
+    ),
+    "terraform": (
+        "APN/1.0 HashiCorp/1.0 Terraform/1.7.5 (+https://www.terraform.io) terraform-provider-aws/5.46.0 "
+        "(+https://registry.terraform.io/providers/hashicorp/aws) aws-sdk-go-v2/1.26.1 os/linux "
+        "lang/go#1.22.1 md/GOOS#linux md/GOARCH#amd64",
+    ),
+    # what CloudTrail logs for calls the console makes
+    "console": ("console.amazonaws.com", "AWS Internal"),
+    "browser": (
+        "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/124.0.0.0 Safari/537.36",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:125.0) Gecko/20100101 Firefox/125.0",
+    ),
+}
+
+#: (tlsVersion, cipherSuite) a direct call's ``tlsDetails`` picks from.
+TLS: tuple[tuple[str, str], ...] = (
+    ("TLSv1.3", "TLS_AES_128_GCM_SHA256"),
+    ("TLSv1.2", "ECDHE-RSA-AES128-GCM-SHA256"),
+    ("TLSv1.3", "TLS_AES_256_GCM_SHA384"),
+)
 
 
 @dataclass(frozen=True)
@@ -52,9 +80,19 @@ class Actor:
     console: bool = False
 
 
+def agents(*kinds: str) -> tuple[str, ...]:
+    """The user agents of these kinds of client (``AGENTS``), in order."""
+    return tuple(agent for kind in kinds for agent in AGENTS[kind])
+
+
 def fmt(ts: datetime) -> str:
     """CloudTrail's eventTime format."""
     return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Milliseconds since the epoch, as EC2 logs a launch time."""
+    return int(ts.timestamp() * 1000)
 
 
 def java_date(ts: datetime) -> str:
@@ -64,9 +102,9 @@ def java_date(ts: datetime) -> str:
 
 
 class RecordMaker:
-    """Seeded builders for ids, identities and records; one per generated bucket or file.
+    """Seeded draws (ids, secrets, choices), identities and records; one per generated bucket or file.
 
-    ``actors`` (each account's people and roles) is filled in by the script that owns the tables.
+    ``actors`` (each account's people and roles) is filled in by :func:`workshop.sample_data.new_maker`.
     """
 
     def __init__(self, rng: Random, accounts: Sequence[str], start: datetime, days: int) -> None:
@@ -94,10 +132,47 @@ class RecordMaker:
         """An id shaped like the OpsWorks CM doc examples': uuid layout, letters beyond hex."""
         return "-".join(self.token(n, "lower") for n in (8, 4, 4, 4, 12))
 
+    def uuid1(self) -> str:
+        """A time-based (version 1) UUID, as the OpsWorks docs' request ids are."""
+        return str(uuid.UUID(int=self.rng.getrandbits(128), version=1))
+
+    def ec2_id(self, prefix: str) -> str:
+        """An EC2-style id: ``ec2_id("vpc")`` is ``vpc-0`` and 16 hex digits."""
+        return f"{prefix}-0{self.token(16, 'hex')}"
+
+    def private_ip(self) -> str:
+        """An address in 10.0.0.0/16."""
+        return f"10.0.{self.rng.randint(0, 255)}.{self.rng.randint(1, 254)}"
+
+    # choices --------------------------------------------------------------------------------------
+    def randint(self, low: int, high: int) -> int:
+        """An integer in [low, high]."""
+        return self.rng.randint(low, high)
+
+    def choice(self, *options: str) -> str:
+        """One of ``options``."""
+        return self.rng.choice(options)
+
+    def chance(self, probability: float) -> bool:
+        """True with this probability."""
+        return self.rng.random() < probability
+
     # actors ---------------------------------------------------------------------------------------
     def actor(self, account: str, name: str) -> Actor:
         """The account's person or role called ``name`` (or whose name starts with it)."""
-        return next(a for a in self.actors[account] if a.name == name or a.name.startswith(name))
+        found = next((a for a in self.actors[account] if a.name == name or a.name.startswith(name)), None)
+        if found is None:
+            known = ", ".join(a.name for a in self.actors[account])
+            raise ValueError(f"no person or role {name!r} in account {account} (people.py names: {known})")
+        return found
+
+    def someone(self, account: str, *, console: bool | None = None, kinds: Sequence[str] = ()) -> Actor:
+        """One of the account's people and roles, at random: console users (``console=True``), machines
+        (``console=False``), or of these ``kinds`` (``"IAMUser"``, ``"Root"`` ...)."""
+        people = self.actors[account]
+        if console is not None:
+            return self.rng.choice([p for p in people if p.console == console])
+        return self.rng.choice([p for p in people if p.kind in kinds])
 
     def service(self, account: str, principal: str) -> Actor:
         return Actor(

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from cli.present.charts import Axis, common_axis, timeline_svg
+from cli.present.safe_text import for_terminal
 from cli.present.tables import aligned_columns
 from core.event import Event
 from core.ingest.items import PARENT_TYPES
@@ -226,7 +227,7 @@ def render_text(report: Report) -> str:
         agents = ", ".join(short_agent(a) for a, _ in caller.user_agents.most_common(2))
         lines.append(f"  {target.label}, EOL {target.eol_note}: {caller.name} ({caller.how}, {caller.account}) "
                      f"{caller.after_eol} call(s), last {caller.last}; agents: {agents}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(for_terminal(line) for line in lines) + "\n"
 
 
 # -- HTML -----------------------------------------------------------------------------------------------
@@ -455,7 +456,7 @@ def render_coverage_text(streams: Sequence[StreamReport], proven: Sequence[Event
         lines += ["  " + line for line in aligned_columns(_COVERAGE_HEADER, _coverage_rows(streams))]
         lines += [f"  {finding}" for s in streams for finding in s.findings]
     lines += [f"  {line}" for line in _events_lines(proven)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(for_terminal(line) for line in lines) + "\n"
 
 
 def _events_lines(proven: Sequence[EventsShown]) -> list[str]:

@@ -73,7 +73,7 @@ def event_items(event: Event, retention_days: int | None = None) -> list[Item]:
     event_key = key_part(event["event_id"])
     sort_key = time_sk(event["event_time"], event_key)
     main: Item = {"pk": event_pk(event_key), "sk": EVENT_SK, "event_id": event_key, TIME_SK: sort_key,
-                  **document(event)}
+                  **headline(event), **document(event)}
     if "source_object" in event:
         main[SOURCE_RANK] = source_rank(event["source_object"])
         main[SOURCE_FILES] = {source_uri(event["source_object"])}
@@ -108,6 +108,33 @@ def source_rank(source: SourceObject) -> str:
     otherwise after every CloudTrail file), then the file's URI. The store keeps the lowest."""
     name = parse_log_key(source["key"])
     return f"{name.delivered if name else '~'}#{source_uri(source)}"
+
+
+HEADLINE = ("at", "action", "caller", "resource", "outcome", "error_code")
+"""Plain attributes beside the document, so the DynamoDB console, PartiQL and an export to S3 show what
+happened without decoding it. The document stays the source of truth: restore() reads only it."""
+MAX_HEADLINE_CHARS = 512
+"""A headline value is at most this long (a caller chooses its name): the item's size stays bounded."""
+
+
+def headline(event: Event) -> Item:
+    """When, what, who, on what, and how it went, as short plain strings (absent when the event has none)."""
+    actor = event.get("actor", {})
+    resources = sorted(event.get("resources", []), key=lambda r: r["type"] not in PARENT_TYPES)
+    values = {
+        "at": event.get("event_time"),
+        "action": f"{event.get('service', '')}:{event.get('event_name', '')}",
+        "caller": actor.get("arn") or actor.get("name") or actor.get("invoked_by"),
+        "resource": f"{resources[0]['type']}/{resources[0]['id']}" if resources else None,
+        "outcome": event.get("outcome"),
+        "error_code": event.get("error_code"),
+    }
+    return {name: _plain(value) for name, value in values.items() if value}
+
+
+def _plain(value: object) -> str:
+    text = str(value).encode("utf-8", "backslashreplace").decode("utf-8")  # lone surrogates escaped
+    return text if len(text) <= MAX_HEADLINE_CHARS else text[:MAX_HEADLINE_CHARS - 1] + "…"
 
 
 def document(event: Event) -> Item:

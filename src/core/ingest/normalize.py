@@ -1,8 +1,8 @@
-"""One CloudTrail record -> one normalized OpsWorks event (the schema: README.md, "The normalized event").
+"""One CloudTrail record -> one normalized OpsWorks event (the schema: docs/layout.md, "The normalized event").
 
 Pure: no I/O, no table keys. Absent CloudTrail fields stay absent; secrets are redacted here, before
 anything else can store or log them: the fields the API models mark (catalog), then secrets by shape
-(`redact_secrets`, README "Secrets").
+(`redact_secrets`, docs/secrets.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 state and the ledger, failures and attempt counts, each call retried by one policy.
 
 What the items are (the event item and its document, links, relations, the account registry) is
-core.ingest.items'; their key formats are in core.keys (the reasons: README, "Table design"). Every key
+core.ingest.items'; their key formats are in core.keys (the reasons: docs/table-design.md). Every key
 is derived from the event or the object, so writing the same thing twice overwrites it with itself: a
 redelivered file or an event seen in two files stays one item.
 """

@@ -1,4 +1,4 @@
-"""The audit questions, answered with Query only (never Scan); see README.md, "Table design".
+"""The audit questions, answered with Query only (never Scan); see docs/table-design.md.
 
 Every answer is a lazy iterator of normalized events in time order, each event once, restored with
 `items.restore` (the stored document decoded, numbers as Decimal; resource links resolved to their
