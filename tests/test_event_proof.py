@@ -406,3 +406,37 @@ def test_the_result_is_recorded_and_the_report_counts_the_events_re_derived(
     assert proven["verified_at"] == recorded["run_at"]
     assert main(["report", "--table", trail.table]) == 0
     assert f"{shown - 1} of {shown} shown events re-derived" in capsys.readouterr().out
+
+
+def test_a_table_that_refuses_the_record_is_said_and_the_proof_still_printed(trail: SignedTrail) -> None:
+    import argparse
+
+    from botocore.exceptions import ClientError
+
+    from cli.verify import prove_events
+
+    trail.write(hours=1)
+    trail.ingest()
+
+    class ReadOnly(EventProof):
+        def record(self, report: EventProofReport) -> None:
+            raise ClientError({"Error": {"Code": "AccessDeniedException", "Message": "explicit deny"}}, "PutItem")
+
+    source = S3Source(trail.s3)
+    prover = ReadOnly(trail.store, source.open, KeyRing([SIGNER.public_key()]),
+                      Selection(frozenset(DEFAULT_EVENT_SOURCES)))
+    args = argparse.Namespace(account=None, only_region=None, table=trail.table)
+    report = prove_events(args, prover, RecordingBucket(source.list, S3Objects(trail.s3).fetch), trail.bucket, "",
+                          None, None)
+    assert report.findings == [] and report.total("events_proven") > 0
+    assert "not recorded" in report.recorded
+
+
+def test_the_html_report_shows_the_events_re_derived(trail: SignedTrail, tmp_path: Path) -> None:
+    trail.write(hours=1)
+    trail.ingest()
+    assert trail.cli(tmp_path)[0] == 0
+    page = tmp_path / "report.html"
+    assert main(["report", "--table", trail.table, "--html", str(page)]) == 0
+    html = page.read_text()
+    assert "re-derived from verified log files" in html and html.index("re-derived") < html.index("</body>")
