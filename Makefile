@@ -11,7 +11,7 @@ PYTHON      ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
                  && { echo $$p; break; }; done)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test lint typecheck pytest fuzz demo local-db local-db-stop catalog wheel clean
+.PHONY: help setup test browser lint typecheck pytest fuzz demo local-db local-db-stop catalog wheel clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
@@ -26,10 +26,13 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-test: lint typecheck pytest ## Every check: ruff, mypy, and all tests (DynamoDB Local tier included)
+test: lint typecheck pytest ## Every check: ruff, mypy, and all tests (DynamoDB Local and browser tiers included)
 
-pytest: $(STAMP)
+pytest: $(STAMP) browser
 	$(PY) -m pytest
+
+browser: $(STAMP) ## Chromium for the browser tier: the machine's, else fetched once from npm (tests/browser_setup.py)
+	$(PY) tests/browser_setup.py
 
 fuzz: $(STAMP) ## The fuzz tiers (marker fuzz), more examples: FUZZ_EXAMPLES=200 hostile, READER_FUZZ_EXAMPLES=3000 reader
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-200} READER_FUZZ_EXAMPLES=$${READER_FUZZ_EXAMPLES:-3000} $(PY) -m pytest -m fuzz

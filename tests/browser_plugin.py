@@ -1,18 +1,20 @@
 """pytest plugin: a headless Chromium page for the browser tier, and the closing note of what it checked.
 
-``browser_page`` (function): a 1400 x 900 page in Debian's ``chromium`` (``/usr/bin/chromium`` or $CHROMIUM),
-driven by Playwright's Python package without its own browser download; a fresh empty profile each
-session. When it cannot run, the test is skipped, or fails when CI=true (the tier must not pass silently).
+``browser_page`` (function): a 1400 x 900 page in headless Chromium ($CHROMIUM, a ``chromium`` on PATH, or
+the one `make browser` fetched from npm: tests/browser_setup.py), driven by Playwright's Python package
+without its own browser download; a fresh empty profile each session. When it cannot run, the test is
+skipped with one line saying why, or fails when CI=true (the tier must not pass silently).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from typing import Any, NoReturn
 
 import pytest
+
+from browser_setup import chromium_path
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -20,10 +22,6 @@ VIEWPORT = {"width": 1400, "height": 900}
 
 browser_notes: list[str] = []
 """Lines for the terminal summary: the screenshot's path and what was checked."""
-
-
-def chromium_path() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _unavailable(reason: str) -> NoReturn:
@@ -36,7 +34,7 @@ def _unavailable(reason: str) -> NoReturn:
 def chromium() -> Iterator[Any]:
     executable = chromium_path()
     if executable is None:
-        _unavailable("no chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")
+        _unavailable("no Chromium: none on PATH or in $CHROMIUM, and none fetched (`make browser` fetches one)")
     try:
         from playwright.sync_api import Error, sync_playwright
     except ImportError as exc:

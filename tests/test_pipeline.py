@@ -6,16 +6,20 @@ import gzip
 import json
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from moto import mock_aws
+from workshop.sample_digests import digest_key
 from workshop.synthetic import SampleManifest, upload_to_s3
 
 from core.ingest.items import restore
-from core.ingest.pipeline import Pipeline
+from core.ingest.pipeline import NoDigestCheck, Pipeline
 from core.ingest.selection import Selection
 from core.ingest.sinks import CollectingSink, DryRunSink, TableSink
 from core.ingest.sources import LocalSource, S3Source
@@ -346,3 +350,80 @@ def test_stored_items_serialize_back_to_what_was_written(loaded: Any) -> None:
 
     for item in scan_all(client, table)[:200]:
         assert deserialize(serialize(item)) == item
+
+
+DIGEST_KEY = digest_key("logs/", None, "111122223333", "us-east-1", datetime(2024, 5, 1, 12, 1, tzinfo=UTC))
+
+
+class _RefusingOpener:
+    """An opener that fails the test if the pipeline reads the object."""
+
+    def __call__(self, ref: ObjectRef) -> Any:
+        raise AssertionError(f"{ref.uri} was opened")
+
+
+def test_without_a_digest_check_a_digest_file_is_skipped_unread_as_not_a_log_file() -> None:
+    pipeline = Pipeline(open=_RefusingOpener(), selection=OPSWORKS, sink=DryRunSink(), max_decompressed_bytes=CAP)
+
+    outcome = pipeline.ingest(ObjectRef("bucket", DIGEST_KEY, 512))
+
+    assert isinstance(pipeline.digests, NoDigestCheck)
+    assert (outcome.status, outcome.reason) == (Status.SKIPPED, SKIP_REASONS["digest"])
+
+
+@given(st.text(max_size=300))
+def test_no_digest_check_claims_no_key(key: str) -> None:
+    assert NoDigestCheck().claims(key) is False
+
+
+def test_asked_anyway_no_digest_check_skips_the_digest_saying_digests_are_not_checked() -> None:
+    ref = ObjectRef("bucket", DIGEST_KEY, 512)
+
+    outcome = NoDigestCheck().check(ref)
+
+    assert (outcome.ref, outcome.status, outcome.reason) == (ref, Status.SKIPPED,
+                                                             "digest file (digests are not checked)")
+
+
+class _RecordingDigestCheck:
+    """A DigestFiles that claims digest keys and records what it was asked to check."""
+
+    def __init__(self) -> None:
+        self.checked: list[str] = []
+
+    def claims(self, key: str) -> bool:
+        return key == DIGEST_KEY
+
+    def check(self, ref: ObjectRef) -> Outcome:
+        self.checked.append(ref.key)
+        return Outcome(ref, Status.INGESTED, "digest verified")
+
+
+def test_a_digest_check_gets_the_digest_files_it_claims_and_nothing_else(tmp_path: Path) -> None:
+    digests = _RecordingDigestCheck()
+    log = tmp_path / "111122223333_CloudTrail_us-east-1_20240501T1200Z_abc.json.gz"
+    log.write_bytes(gzip.compress(b'{"Records": []}'))
+    pipeline = Pipeline(open=LocalSource().open, selection=OPSWORKS, sink=DryRunSink(), max_decompressed_bytes=CAP,
+                        digests=digests)
+
+    outcomes = [pipeline.ingest(ObjectRef("bucket", DIGEST_KEY, 512)), pipeline.ingest(ObjectRef(None, str(log), 40))]
+
+    assert digests.checked == [DIGEST_KEY]
+    assert [o.status for o in outcomes] == [Status.INGESTED, Status.INGESTED]
+
+
+def test_the_function_checks_digests_only_when_told_where_the_keys_come_from(tmp_path: Path) -> None:
+    from core.ingest.proof import DigestCheck
+    from handlers.ingest import digest_files
+
+    store = EventStore(boto3.client("dynamodb", region_name="us-east-1"), "events")
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text('{"PublicKeyList": []}', encoding="utf-8")
+
+    assert isinstance(digest_files(None, store), NoDigestCheck)
+    checked = digest_files(str(keys_file), store)
+    assert isinstance(checked, DigestCheck) and checked.claims(DIGEST_KEY) and not checked.claims(log_key())
+
+
+def log_key() -> str:
+    return "logs/AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/111122223333_CloudTrail_us-east-1_x.json.gz"

@@ -459,13 +459,14 @@ def _statements(resource: dict[str, Any]) -> list[tuple[str | None, dict[str, An
 def test_undeliverable_notifications_go_to_the_dead_letter_queue(sam: dict[str, Any]) -> None:
     dlq_arn = {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
     # EventBridge: retries, then the DLQ instead of dropping the event after 24 h
-    target = sam["Resources"]["TrailObjectCreatedRule"]["Properties"]["Targets"][0]
-    assert target["DeadLetterConfig"] == {"Arn": dlq_arn}
-    assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
+    for rule in ("TrailObjectCreatedRule", "OpsWorksTripwireRule"):
+        target = sam["Resources"][rule]["Properties"]["Targets"][0]
+        assert target["DeadLetterConfig"] == {"Arn": dlq_arn}
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 86400
     # SNS: the subscription's own redrive policy
     subscription = sam["Resources"]["TrailTopicSubscription"]["Properties"]
     assert subscription["RedrivePolicy"] == {"deadLetterTargetArn": dlq_arn}
-    # and the DLQ accepts them from this rule or this topic only
+    # and the DLQ accepts them from these rules or this topic only
     policy = sam["Resources"]["IngestDeadLetterQueuePolicy"]
     assert policy["Properties"]["Queues"] == [{"Ref": "IngestDeadLetterQueue"}]
     senders = {
@@ -476,6 +477,8 @@ def test_undeliverable_notifications_go_to_the_dead_letter_queue(sam: dict[str, 
         "UseEventBridge": ("events.amazonaws.com", "sqs:SendMessage", dlq_arn,
                            {"Fn::GetAtt": ["TrailObjectCreatedRule", "Arn"]}),
         "UseSns": ("sns.amazonaws.com", "sqs:SendMessage", dlq_arn, {"Ref": "TrailTopicArn"}),
+        "Tripwire": ("events.amazonaws.com", "sqs:SendMessage", dlq_arn,
+                     {"Fn::GetAtt": ["OpsWorksTripwireRule", "Arn"]}),
     }
 
 

@@ -19,8 +19,8 @@ import pytest
 from workshop.synthetic import write_large_trail_file
 
 from core.errors import BadTrailFile
-from core.ingest import logfile, trailfile
-from core.ingest.logfile import decompressed_chunks
+from core.ingest import logfile, sourcesearch, trailfile
+from core.ingest.logfile import Chunk, decompressed_chunks
 from core.ingest.selection import Selection
 from core.ingest.trailfile import RecordScan
 
@@ -147,8 +147,11 @@ def test_the_bytes_fallback_of_the_simd_search_gives_the_same_results(monkeypatc
     monkeypatch.setattr(logfile, "CHUNK_SIZE", 4096)
     data = gzip.compress(compact(sample(500)))
     expected = read(data)
-    monkeypatch.setattr(trailfile, "_find",
-                        lambda data, needle, start=0, end=None: bytes(data).find(needle, start, end))
+    def bytes_find(data: Chunk | memoryview, needle: bytes, start: int = 0, end: int | None = None) -> int:
+        return bytes(data).find(needle, start, end)
+
+    monkeypatch.setattr(trailfile, "_find", bytes_find)
+    monkeypatch.setattr(sourcesearch, "find", bytes_find)
 
     assert read(data) == expected
 

@@ -20,6 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -249,6 +250,16 @@ def test_help_lists_every_command(user: User) -> None:
     assert ran.code == 0, ran.stderr
     listed = set(re.findall(r"^\s{4}([a-z][a-z-]+)", ran.stdout, flags=re.MULTILINE))
     assert set(COMMANDS) <= listed, f"--help lists {sorted(listed)}"
+
+
+@pytest.mark.wheel
+def test_version_names_the_installed_distribution(user: User) -> None:
+    version = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+
+    ran = user.run("--version")
+
+    assert ran.code == 0, ran.stderr
+    assert ran.stdout.strip() == f"opsworks-trail {version}"
 
 
 @pytest.mark.wheel

@@ -1,9 +1,9 @@
 """DynamoDB Local for developers and for the test suite, without Docker.
 
 AWS ships DynamoDB Local as a Java program. The copy used here comes from the npm package
-``amplify-dynamodb-simulator`` (pinned below, tarball integrity checked), whose folder
-``package/emulator/`` holds ``DynamoDBLocal.jar`` and ``DynamoDBLocal_lib/``. It needs ``java`` (11 or
-newer) on ``PATH`` (or ``JAVA_HOME``) and, for the one-time download, ``npm``.
+``amplify-dynamodb-simulator``, downloaded once by :mod:`cli.npm_install` (pinned, tarball integrity
+checked); this module launches and stops it. It needs ``java`` (11 or newer) on ``PATH`` (or
+``JAVA_HOME``) and, for the one-time download, ``npm``.
 
 Python use::
 
@@ -35,11 +35,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import base64
-import contextlib
 import ctypes
-import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -48,10 +44,8 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any, TypedDict
@@ -60,6 +54,16 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cli.npm_install import (
+    DEFAULT_CACHE_DIR,
+    JAR,
+    LIB,
+    NPM_PACKAGE,
+    DynamoDBLocalUnavailable,
+    ensure_installed,
+    tail,
+)
+
 __all__ = [
     "DEFAULT_CACHE_DIR",
     "NPM_PACKAGE",
@@ -67,43 +71,15 @@ __all__ = [
     "DynamoDBLocal",
     "DynamoDBLocalUnavailable",
     "client_kwargs",
-    "ensure_installed",
     "main",
 ]
 
 log = logging.getLogger(__name__)
 
-#: The npm package that carries DynamoDB Local 1.25.1 (checked with ``npm view``).
-NPM_PACKAGE = "amplify-dynamodb-simulator@2.9.30"
-#: ``npm view amplify-dynamodb-simulator@2.9.30 dist.integrity``; checked after the download.
-NPM_INTEGRITY = "sha512-xTeeRLvzEfqyd5lh3bH4c0kHvSHHmmhD5ZDsHFKAQ5g2Zl6JqlFdutaQhCLHzxEp6Ry1o7TB6niIoXuQAnSewQ=="
-
-
-
-def cache_home(environ: Mapping[str, str] = os.environ) -> Path:
-    """Where the jar, the persistent server's data and its state live, whatever folder the command runs
-    from: ``$OPSWORKS_TRAIL_CACHE``, else ``$XDG_CACHE_HOME/opsworks-trail``, else ``~/.cache/opsworks-trail``.
-    One place per user, so `make demo` and ``.venv/bin/opsworks-trail query --local`` find the same server."""
-    if environ.get("OPSWORKS_TRAIL_CACHE"):
-        return Path(environ["OPSWORKS_TRAIL_CACHE"]).expanduser()
-    return Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "opsworks-trail"
-
-
-#: One subfolder per pinned package version, and the persistent server's ``data/`` and ``server.json``.
-DEFAULT_CACHE_DIR = cache_home() / "dynamodb-local"
-
-_JAR = "DynamoDBLocal.jar"
-_LIB = "DynamoDBLocal_lib"
-_MEMBER_PREFIX = "package/emulator/"
-_NPM_TIMEOUT_S = 600.0
 _LOCAL_REGION = "us-east-1"
 _LOCAL_SECRET = "local"
 _PR_SET_PDEATHSIG = 1
 _BIND_ERRORS = ("BindException", "Address already in use")
-
-
-class DynamoDBLocalUnavailable(RuntimeError):
-    """DynamoDB Local cannot be installed or started; the message names what is missing or failed."""
 
 
 class ClientKwargs(TypedDict):
@@ -126,114 +102,6 @@ def client_kwargs(endpoint_url: str) -> ClientKwargs:
         aws_access_key_id=_LOCAL_SECRET,
         aws_secret_access_key=_LOCAL_SECRET,
     )
-
-
-# --------------------------------------------------------------------------------------- install
-
-
-def _emulator_dir(cache_dir: Path) -> Path:
-    return cache_dir / NPM_PACKAGE.replace("@", "-")
-
-
-def _is_installed(emulator_dir: Path) -> bool:
-    return (emulator_dir / _JAR).is_file() and (emulator_dir / _LIB).is_dir()
-
-
-def ensure_installed(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
-    """Return the folder holding ``DynamoDBLocal.jar``, downloading it with npm the first time.
-
-    The download (``npm pack``, ~57 MB) is checked against the pinned integrity; only
-    ``package/emulator/**`` is extracted, with tarfile's ``data`` filter, into a temporary folder that is
-    renamed into place, so a half-finished install is never seen. A file lock serialises concurrent
-    installs (two pytest runs at once). Raises :class:`DynamoDBLocalUnavailable` when npm is missing
-    or the download fails.
-    """
-    emulator_dir = _emulator_dir(cache_dir)
-    if _is_installed(emulator_dir):
-        return emulator_dir
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with _file_lock(cache_dir / ".install.lock"):
-        if _is_installed(emulator_dir):  # another process finished while we waited
-            return emulator_dir
-        started = time.monotonic()
-        with tempfile.TemporaryDirectory(prefix=".install-", dir=cache_dir) as tmp:
-            tarball = _npm_pack(Path(tmp))
-            _check_integrity(tarball, NPM_INTEGRITY)
-            staging = Path(tmp) / "staging"
-            _extract_emulator(tarball, staging)
-            if emulator_dir.exists():  # a broken earlier install
-                shutil.rmtree(emulator_dir)
-            staging.rename(emulator_dir)
-        log.info("installed %s into %s in %.1f s", NPM_PACKAGE, emulator_dir, time.monotonic() - started)
-    return emulator_dir
-
-
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _npm_pack(dest: Path) -> Path:
-    """Download the pinned package tarball into ``dest`` and return its path."""
-    npm = shutil.which("npm")
-    if npm is None:
-        raise DynamoDBLocalUnavailable(
-            f"npm is not on PATH; it is needed once to download DynamoDB Local ({NPM_PACKAGE})"
-        )
-    command = [npm, "pack", "--silent", "--pack-destination", str(dest), NPM_PACKAGE]
-    try:
-        done = subprocess.run(command, cwd=dest, capture_output=True, text=True, timeout=_NPM_TIMEOUT_S, check=False)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise DynamoDBLocalUnavailable(f"download of {NPM_PACKAGE} with npm failed: {error}") from error
-    if done.returncode != 0:  # stderr may also carry harmless npm config warnings: judge by exit status
-        raise DynamoDBLocalUnavailable(
-            f"download of {NPM_PACKAGE} failed: `npm pack` exited with {done.returncode}: "
-            f"{_tail(done.stderr) or _tail(done.stdout)}"
-        )
-    tarballs = sorted(dest.glob("*.tgz"))
-    if len(tarballs) != 1:
-        raise DynamoDBLocalUnavailable(
-            f"download of {NPM_PACKAGE} failed: expected one .tgz from `npm pack`, found {len(tarballs)}"
-        )
-    return tarballs[0]
-
-
-def _check_integrity(tarball: Path, integrity: str) -> None:
-    algorithm, _, expected = integrity.partition("-")
-    digest = hashlib.new(algorithm)
-    with tarball.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    actual = base64.b64encode(digest.digest()).decode("ascii")
-    if actual != expected:
-        raise DynamoDBLocalUnavailable(
-            f"download of {NPM_PACKAGE} failed: integrity {algorithm}-{actual} is not the pinned {integrity}"
-        )
-
-
-def _extract_emulator(tarball: Path, dest: Path) -> None:
-    """Extract ``package/emulator/**`` of ``tarball`` into ``dest`` (safely: ``filter="data"``)."""
-    dest.mkdir(parents=True)
-    with tarfile.open(tarball, "r:gz") as archive:
-        members = []
-        for member in archive.getmembers():
-            if not member.name.startswith(_MEMBER_PREFIX) or member.name == _MEMBER_PREFIX:
-                continue
-            member.name = member.name.removeprefix(_MEMBER_PREFIX)
-            members.append(member)
-        try:
-            archive.extractall(dest, members=members, filter="data")
-        except tarfile.FilterError as error:
-            raise DynamoDBLocalUnavailable(f"download of {NPM_PACKAGE} holds an unsafe entry: {error}") from error
-    if not _is_installed(dest):
-        raise DynamoDBLocalUnavailable(
-            f"download of {NPM_PACKAGE} has no {_MEMBER_PREFIX}{_JAR} and {_MEMBER_PREFIX}{_LIB}/"
-        )
 
 
 # ----------------------------------------------------------------------------------------- server
@@ -285,10 +153,6 @@ def _die_with_parent() -> Callable[[], None] | None:
         prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
     return preexec
-
-
-def _tail(text: str, lines: int = 15) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 class DynamoDBLocal:
@@ -380,9 +244,9 @@ class DynamoDBLocal:
         self._log_file = self.log_path.open("wb")
         command = [
             java,
-            f"-Djava.library.path={_LIB}",
+            f"-Djava.library.path={LIB}",
             "-jar",
-            _JAR,
+            JAR,
             *(["-dbPath", str(self._db_path)] if self._db_path else ["-inMemory"]),
             "-sharedDb",
             "-disableTelemetry",
@@ -426,7 +290,7 @@ class DynamoDBLocal:
             code = process.poll()
             if code is not None:
                 raise DynamoDBLocalUnavailable(
-                    f"DynamoDB Local exited with code {code} while starting; log {self.log_path}:\n{_tail(log_text)}"
+                    f"DynamoDB Local exited with code {code} while starting; log {self.log_path}:\n{tail(log_text)}"
                 )
             try:
                 client.list_tables(Limit=1)
@@ -436,7 +300,7 @@ class DynamoDBLocal:
             if time.monotonic() > deadline:
                 raise DynamoDBLocalUnavailable(
                     f"DynamoDB Local did not answer on {self.endpoint_url} within "
-                    f"{self._startup_timeout:.0f} s; log {self.log_path}:\n{_tail(log_text)}"
+                    f"{self._startup_timeout:.0f} s; log {self.log_path}:\n{tail(log_text)}"
                 )
             time.sleep(0.1)
 
@@ -498,7 +362,7 @@ def persistent_server(cache_dir: Path | None = None) -> dict[str, Any] | None:
         cmdline = Path(f"/proc/{int(state['pid'])}/cmdline").read_bytes()
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return state if _JAR.encode() in cmdline and b"-dbPath" in cmdline else None
+    return state if JAR.encode() in cmdline and b"-dbPath" in cmdline else None
 
 
 def start_persistent(port: int = PERSISTENT_PORT, cache_dir: Path | None = None, *,

@@ -9,12 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from typing import Any, NoReturn
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cli import backfill, failures, ingest, local, query, report, verify
+from cli import backfill, failures, ingest, local, query, report, sweep, verify
 from cli.errors import CliError, Exit, Where, explain
 
 COMMANDS: dict[str, Callable[[Any], None]] = {
@@ -26,8 +27,39 @@ COMMANDS: dict[str, Callable[[Any], None]] = {
     "report": report.add_parser,
     "verify": verify.add_parser,
     "local": local.add_parser,
+    "sweep": sweep.add_parser,
 }
 """Each command and the function that adds its parser (one adds two)."""
+
+DISTRIBUTION = "opsworks-trail"
+"""The installed distribution whose metadata --version reads (pyproject.toml's [project] name)."""
+
+
+def installed_version(distribution: str = DISTRIBUTION) -> str:
+    """The version pip recorded when it installed ``distribution``; a clear error when it is not installed
+    (the modules run from a source folder on PYTHONPATH)."""
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError as exc:
+        raise CliError(f"the {distribution} distribution is not installed, so it has no version "
+                       "(install it with pip: pip install . or the wheel)", Exit.CONFIG) from exc
+
+
+class _VersionAction(argparse.Action):
+    """``--version``: reads the metadata only when asked, so other commands do not pay the look-up."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 default: str = argparse.SUPPRESS, help: str | None = None) -> None:
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: str | Sequence[Any] | None, option_string: str | None = None) -> NoReturn:
+        try:
+            line = f"{parser.prog} {installed_version()}"
+        except CliError as exc:
+            parser.exit(int(exc.code), f"{parser.prog}: {exc.message}\n")
+        print(line)
+        parser.exit(0)
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -36,6 +68,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="opsworks-trail",
                                      description="Audit trail of AWS OpsWorks Stacks and OpsWorks CM calls.")
     parser.add_argument("--debug", action="store_true", help="show the traceback of a failure")
+    parser.add_argument("--version", action=_VersionAction, help="print the installed version and exit")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     named = next((a for a in argv or [] if not a.startswith("-")), None)
     adders = [COMMANDS[named]] if named in COMMANDS else list(dict.fromkeys(COMMANDS.values()))

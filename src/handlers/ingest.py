@@ -5,6 +5,8 @@
 - S3 Batch Operations: one result per task, Succeeded / TemporaryFailure / PermanentFailure.
 - Direct (S3, SNS or EventBridge invoking the function): a transient failure raises, so Lambda
   retries the event.
+- An "AWS API Call via CloudTrail" event (the tripwire, as an SQS body or direct): its record is stored
+  from the message (core.ingest.records, the same selection and normalize), counted as OpsWorksCalls.
 Which shape is which, and how keys are decoded, is ingest/triggers.py.
 """
 
@@ -18,21 +20,24 @@ import boto3
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core.ingest.pipeline import Pipeline
+from core.ingest.pipeline import DigestFiles, NoDigestCheck, Pipeline
 from core.ingest.proof import DigestCheck, S3Objects
 from core.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
+from core.ingest.records import RecordIngest
 from core.ingest.selection import Selection
 from core.ingest.sinks import TableSink
 from core.ingest.sources import S3Source
 from core.ingest.store import RETRIES, EventStore
 from core.ingest.triggers import (
+    ApiCall,
+    Delivery,
     Trigger,
     UnknownMessage,
     batch_response,
     batch_result,
     batch_tasks,
-    refs_from_event,
-    refs_from_message,
+    deliveries_from_event,
+    deliveries_from_message,
     trigger_of,
 )
 from core.model import ObjectRef, Outcome, Status
@@ -65,20 +70,32 @@ def pipeline() -> Pipeline:
     """Built on the first invocation, not at import, so a bad setting fails the call with its name."""
     settings = Settings.from_env()
     store = EventStore(dynamodb_client, settings.table_name)
-    keys = public_keys(settings.digest_public_keys)
     return Pipeline(
         open=S3Source(s3_client).open,
         selection=Selection(settings.event_sources),
         sink=TableSink(store, retention_days=settings.retention_days),
         max_decompressed_bytes=settings.max_decompressed_bytes,
-        digests=DigestCheck(S3Objects(s3_client).fetch, keys, store) if keys is not None else None,
+        digests=digest_files(settings.digest_public_keys, store),
     )
 
 
-def public_keys(source: str | None) -> PublicKeys | None:
+def digest_files(key_source: str | None, store: EventStore) -> DigestFiles:
+    """Digests checked when DIGEST_PUBLIC_KEYS says where CloudTrail's keys come from; else not checked."""
+    if key_source is None:
+        return NoDigestCheck()
+    return DigestCheck(S3Objects(s3_client).fetch, public_keys(key_source), store)
+
+
+def record_ingest() -> RecordIngest:
+    """The tripwire's path: records from messages, through the pipeline's own selection and table (built
+    from pipeline(), so there is one place that reads the settings and one cache to clear)."""
+    built = pipeline()
+    assert isinstance(built.sink, TableSink), "the function's pipeline writes to the table"
+    return RecordIngest(built.selection, built.sink.store, retention_days=built.sink.retention_days)
+
+
+def public_keys(source: str) -> PublicKeys:
     """CloudTrail's keys by ListPublicKeys (a client per Region, made on first use), or from a file."""
-    if source is None:
-        return None
     if source == "cloudtrail":
         return CloudTrailPublicKeys(cache(lambda region: boto3.client("cloudtrail", region_name=region)))
     return keys_from_files([Path(source)])
@@ -97,11 +114,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if trigger is Trigger.BATCH_OPERATIONS:
         return handle_batch_operations(event)
     try:
-        refs = refs_from_event(event)
+        deliveries = deliveries_from_event(event)
     except UnknownMessage as exc:
         report_unknown(exc, "direct invocation")
         raise
-    ingest_all(refs)
+    ingest_all(deliveries)
     return {"batchItemFailures": []}
 
 
@@ -110,11 +127,11 @@ def handle_message(record: SQSRecord) -> None:
     dead-letter queue: kept where an operator sees it (an alarm watches the DLQ) rather than
     acknowledged and lost. It is logged here with its reason and counted as UnknownMessages."""
     try:
-        refs = refs_from_message(record.body)
+        deliveries = deliveries_from_message(record.body)
     except UnknownMessage as exc:
         report_unknown(exc, f"SQS message {record.message_id}")
         raise
-    ingest_all(refs)
+    ingest_all(deliveries)
 
 
 def handle_batch_operations(event: dict[str, Any]) -> dict[str, Any]:
@@ -131,9 +148,10 @@ def report_unknown(exc: UnknownMessage, what: str) -> None:
     metrics.add_metric(name="UnknownMessages", unit=MetricUnit.Count, value=1)
 
 
-def ingest_all(refs: list[ObjectRef]) -> list[Outcome]:
-    """Ingest every object, then raise if any must be retried: one bad object never stops the others."""
-    outcomes = [ingest_one(ref) for ref in refs]
+def ingest_all(deliveries: list[Delivery]) -> list[Outcome]:
+    """Ingest every object (or API call), then raise if any must be retried: one bad object never stops
+    the others."""
+    outcomes = [ingest_api_call(d) if isinstance(d, ApiCall) else ingest_one(d) for d in deliveries]
     retry = [o for o in outcomes if o.retry]
     if retry:
         raise RetryLater("; ".join(f"{o.ref.uri}: {o.reason}" for o in retry))
@@ -144,6 +162,28 @@ def ingest_one(ref: ObjectRef) -> Outcome:
     with logger.append_context_keys(bucket=ref.bucket, key=ref.key):
         outcome = pipeline().ingest(ref)
         report(outcome)
+    return outcome
+
+
+def ingest_api_call(call: ApiCall) -> Outcome:
+    """One record the tripwire delivered: stored (unless the table holds it already), counted as an
+    OpsWorks call. A record normalize refuses is a permanent failure: raised, so the message ends in the
+    dead-letter queue where the alarm shows it, rather than acknowledged and lost."""
+    event_id = call.record.get("eventID")
+    with logger.append_context_keys(source_object=call.origin.key, event_id=event_id):
+        outcome = record_ingest().ingest(call.origin, [call.record])
+        fields = {"status": outcome.status.value, "reason": outcome.reason, "matched": outcome.matched,
+                  "written": outcome.written, "event_name": call.record.get("eventName"),
+                  "event_source": call.record.get("eventSource")}
+        if outcome.matched:
+            metrics.add_metric(name="OpsWorksCalls", unit=MetricUnit.Count, value=outcome.matched)
+        if outcome.status is Status.FAILED:
+            logger.error(f"API call not stored: {outcome.reason}", extra=fields)
+            if outcome.permanent:
+                raise UnknownMessage(outcome.reason)
+            return outcome
+        logger.info(f"API call {call.record.get('eventName')}: {outcome.written} event(s) stored", extra=fields)
+        metrics.add_metric(name="EventsStored", unit=MetricUnit.Count, value=outcome.written)
     return outcome
 
 

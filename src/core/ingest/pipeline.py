@@ -10,12 +10,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from core.errors import BadTrailFile, IngestError, TooLarge, Unstorable
 from core.ingest.catalog import Catalog, load_catalog
-from core.ingest.digests import is_digest_key
 from core.ingest.logfile import Chunk, FileKind, classify_key, decompressed_chunks
 from core.ingest.normalize import InvalidRecord, normalize, redact_text
 from core.ingest.selection import Selection
@@ -23,9 +22,6 @@ from core.ingest.sinks import AlreadyIngested, Sink
 from core.ingest.store import storable_text
 from core.ingest.trailfile import RecordScan
 from core.model import BinaryStream, ObjectRef, Outcome, Skip, Status, utc_now
-
-if TYPE_CHECKING:
-    from core.ingest.proof import DigestCheck
 
 Opener = Callable[[ObjectRef], BinaryStream]
 _RECORD_FAULTS = (TypeError, ValueError, KeyError, AttributeError, ArithmeticError, RecursionError)
@@ -37,6 +33,32 @@ MAX_UNEXPECTED_ATTEMPTS = 3
 the same object: then it is recorded as a permanent failure with its reason, never left to loop. The
 count is kept by the sink (the table: on the object's file state item, status `retrying`); where no sink
 counts (a dry run, a local file), nothing retries."""
+
+
+class DigestFiles(Protocol):
+    """What the pipeline does with CloudTrail digest files: check them against the ledger
+    (core.ingest.proof.DigestCheck), or leave them to the key classification, which skips them as not log
+    files (NoDigestCheck)."""
+
+    def claims(self, key: str) -> bool:
+        """Whether the object at ``key`` is a digest file this checks (rather than a file to read)."""
+        ...
+
+    def check(self, ref: ObjectRef) -> Outcome:
+        """The digest's outcome: verified, with its integrity findings, or skipped."""
+        ...
+
+
+@dataclass(frozen=True)
+class NoDigestCheck:
+    """Digests not checked (DIGEST_PUBLIC_KEYS unset or `off`; a local ingest): a digest file is skipped
+    as not a log file, as any other non-log key."""
+
+    def claims(self, key: str) -> bool:
+        return False
+
+    def check(self, ref: ObjectRef) -> Outcome:
+        return Outcome(ref, Status.SKIPPED, "digest file (digests are not checked)")
 
 
 @dataclass
@@ -51,16 +73,16 @@ class Pipeline:
     """Also read one-record-per-line files (local CLI only; trail buckets hold none)."""
     count_records: bool = False
     """Count every record of every file (Outcome.records): one more pass over each file's bytes."""
-    digests: DigestCheck | None = None
-    """Verifies digest files (core.ingest.proof); None skips them as not log files."""
+    digests: DigestFiles = field(default_factory=NoDigestCheck)
+    """Verifies digest files (core.ingest.proof.DigestCheck), or not (NoDigestCheck: skipped as not log files)."""
 
     def ingest(self, ref: ObjectRef) -> Outcome:
-        digest = self.digests is not None and is_digest_key(ref.key)
+        digest = self.digests.claims(ref.key)
         kind = FileKind.TRAIL if digest else classify_key(ref.key, ref.size, json_lines=self.json_lines)
         if isinstance(kind, Skip):
             return _skipped(ref, kind)
         try:
-            outcome = self.digests.check(ref) if self.digests and digest else self._read_and_store(ref, kind)
+            outcome = self.digests.check(ref) if digest else self._read_and_store(ref, kind)
         except AlreadyIngested as exc:
             return _skipped(ref, exc.skip)
         except IngestError as exc:

@@ -34,6 +34,7 @@ from core.ingest.digests import (
     DigestName,
     ListedLogFile,
     chain_problem,
+    is_digest_key,
     parse_digest,
     parse_digest_key,
     parse_time,
@@ -116,10 +117,15 @@ class S3Objects:
 
 @dataclass
 class DigestCheck:
+    """Digests checked as they arrive (the pipeline's DigestFiles; NoDigestCheck is the other)."""
+
     fetch: Fetch
     keys: PublicKeys
     store: EventStore
     grace: timedelta = GRACE
+
+    def claims(self, key: str) -> bool:
+        return is_digest_key(key)
 
     def check(self, ref: ObjectRef) -> Outcome:
         name = parse_digest_key(ref.key)

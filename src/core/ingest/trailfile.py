@@ -1,9 +1,7 @@
 """The records of one CloudTrail log file, exactly (ingest.logfile classifies keys and inflates the bytes).
 
-Almost every trail file holds no record of the selected sources, so a file is parsed only when a byte search
-finds that it may hold one: a selected eventSource value is a JSON string, so the file must contain it
-quoted (`"opsworks`...), or spelled with a `\\u00XX` escape of one of its characters. A file with neither is
-passed over as bytes, never parsed.
+Almost every trail file holds no record of the selected sources, so a file is parsed only when the byte
+search (ingest.sourcesearch) finds that it may hold one; a file it passes over is never parsed.
 
 A file that may hold one is parsed whole, from its first byte, at its true record boundaries: the bytes are
 cut into segments where a record seems to start (the first record's opening, e.g. `{"eventVersion":`), and
@@ -30,12 +28,11 @@ import msgspec
 
 from core.errors import BadTrailFile
 from core.ingest.logfile import CHUNK_SIZE, Chunk
-
-try:  # SIMD substring search, several times faster than bytes.find on JSON text
-    from stringzilla import find as _find
-except ImportError:  # pragma: no cover - the same results, slower
-    def _find(data: bytes | bytearray | memoryview, needle: bytes, start: int = 0, end: int | None = None) -> int:
-        return (data.tobytes() if isinstance(data, memoryview) else data).find(needle, start, end)
+from core.ingest.sourcesearch import ESCAPE as _ESCAPE
+from core.ingest.sourcesearch import REACH as _REACH
+from core.ingest.sourcesearch import SPACE as _SPACE
+from core.ingest.sourcesearch import SourceSearch
+from core.ingest.sourcesearch import find as _find
 
 MAX_RECORD_BYTES = 8 << 20
 """No CloudTrail record comes near this (events are at most a few hundred KB); a longer one is refused, so
@@ -44,13 +41,11 @@ KEEP_BYTES = 1 << 20
 """How much of a file the search keeps, so that a candidate found early is parsed without reading the file
 again. A file whose first candidate comes later is read again from its start (nothing was yielded yet)."""
 
-_ESCAPE = b"\\u"
 _OPENED = b'{"Records":['
 """Put before a segment that starts at a record, so that each segment is validated as a whole file."""
 _CLOSED = b"]}"
 _FIRST_RECORD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*(\{\s*"(?:[^"\\]|\\.)*"\s*:)')
 """The first record's opening up to its first key's colon: where the other records' cuts are looked for."""
-_SPACE = b" \t\r\n"
 _TRAIL_HEAD = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[')
 _TRAIL_START = re.compile(rb'\s*\{\s*"Records"\s*:\s*\[\s*[{\]]')
 _TRAIL_TAIL = re.compile(rb'\]\s*\}\s*\Z')
@@ -83,13 +78,7 @@ class RecordScan:
         self.bytes_read = 0
         self._numbered = 0  # records validated so far, to name one in an error
         self._parse_every_file = sources is None or count_records
-        quoted = sorted(f'"{source}"'.encode() for source in sources or ())
-        prefix = _common_prefix(quoted)
-        # One search for the common prefix (b'"opsworks') instead of one per source, when it is selective.
-        self._probes: tuple[bytes, ...] = (prefix,) if len(prefix) >= 4 else tuple(quoted)
-        self._quoted = tuple(quoted)
-        self._longest = max(map(len, quoted), default=0)
-        self._escapable = frozenset(b for name in quoted for b in name[1:-1])
+        self._search = SourceSearch(sources or frozenset())
 
     # -- CloudTrail log files -------------------------------------------------------------------------
 
@@ -106,7 +95,7 @@ class RecordScan:
         for chunk in measured:
             if len(head) < 64:
                 head += bytes(chunk[:64])
-            if self._may_hold_source(chunk, tail) or (len(head) >= 64 and not _TRAIL_START.match(head)):
+            if self._search.may_hold_source(chunk, tail) or (len(head) >= 64 and not _TRAIL_START.match(head)):
                 yield from self._parse(itertools.chain(kept, (chunk,), measured) if kept is not None
                                        else self._measured(reopen()))
                 return
@@ -120,32 +109,6 @@ class RecordScan:
             # Not shaped like a log file at its ends: parsed after all, to say why (or to read it, if it is
             # valid JSON in an unusual shape).
             yield from self._parse(kept if kept is not None else self._measured(reopen()))
-
-    def _may_hold_source(self, chunk: Chunk, tail: bytes) -> bool:
-        """Whether a selected eventSource value can be in chunk (tail: the _REACH bytes before it).
-
-        A hit counts unless it certainly is not a record's eventSource: the value of another key
-        (`"invokedBy":"opsworks.amazonaws.com"`: OpsWorks calling EC2 is common), or inside a string.
-        """
-        joint = tail + bytes(chunk[:_REACH + self._longest])  # hits near the seam, with what precedes them
-        for data, start in ((joint, 0), (chunk, _REACH)):
-            for probe in self._probes:
-                pos = _find(data, probe, start)
-                while pos >= 0:
-                    if data.startswith(self._quoted, pos) and _may_be_source_value(data, pos):
-                        return True
-                    pos = _find(data, probe, pos + 1)
-        return self._escapes_a_source_character(chunk) or self._escapes_a_source_character(joint)
-
-    def _escapes_a_source_character(self, data: Chunk) -> bool:
-        """A `\\u00XX` escape of a character of a source name (`\\u003d` for `=` is common, and harmless)."""
-        pos = _find(data, _ESCAPE)
-        while pos >= 0:
-            digits = bytes(data[pos + 2:pos + 6])
-            if len(digits) == 4 and digits[:2] == b"00" and _hex(digits) in self._escapable:
-                return True
-            pos = _find(data, _ESCAPE, pos + 1)
-        return False
 
     def _parse(self, chunks: Iterable[Chunk]) -> Iterator[Any]:
         """Every selected record of the file, at its true boundaries (see the module docstring).
@@ -254,7 +217,7 @@ class RecordScan:
         if self.sources is None:
             return range(len(raw))
         chosen: set[int] = set()
-        for needle in (*self._probes, _ESCAPE):
+        for needle in (*self._search.probes, _ESCAPE):
             pos = _find(view, needle, starts[0])
             while pos >= 0:
                 index = bisect.bisect_right(starts, pos) - 1
@@ -379,7 +342,7 @@ class RecordScan:
         if not line.strip():
             return
         self._counted(1)
-        if not (self._parse_every_file or self._may_hold_source(line, b"")):
+        if not (self._parse_every_file or self._search.may_hold_source(line, b"")):
             return
         try:
             record = json.loads(line, parse_float=Decimal)
@@ -391,8 +354,6 @@ class RecordScan:
             raise BadTrailFile(f"line {line_no}: a record must be a JSON object")
         if self.sources is None or record.get("eventSource") in self.sources:
             yield record
-
-
 
 
 def _decoded(pending: bytearray, shift: int) -> str:
@@ -473,69 +434,6 @@ def _skip_space(text: str, at: int) -> int:
     while at < len(text) and text[at] in " \t\r\n":
         at += 1
     return at
-
-
-def _hex(digits: bytes) -> int:
-    try:
-        return int(digits, 16)
-    except ValueError:
-        return -1
-
-
-_KEY_REACH = 2 + 6 * len("eventSource") + 2
-"""How far before a value an eventSource key can start: `"`, 11 characters of up to 6 bytes (`\\u0065`), `":`."""
-_REACH = 128
-"""Bytes of the chunk before kept to judge a hit near the seam (more than _KEY_REACH)."""
-_SOURCE_KEY = b'"eventSource":'
-
-
-def _may_be_source_value(data: bytes | bytearray, pos: int) -> bool:
-    """Whether the JSON string at data[pos] may be the value of an eventSource key (never a false no).
-
-    After `":` the key ends right before the colon: it is eventSource written plainly, or written with
-    an escape (a backslash within _KEY_REACH bytes), or another key. After a single backslash the quote
-    is escaped, so the hit is inside a string. Anything else is read backwards.
-    """
-    if pos >= _KEY_REACH:
-        if data.startswith(b'":', pos - 2):
-            return data.startswith(_SOURCE_KEY, pos - len(_SOURCE_KEY)) or data.find(b"\\", pos - _KEY_REACH,
-                                                                                     pos - 2) >= 0
-        if data[pos - 1] == 0x5C and data[pos - 2] != 0x5C:  # '\"': an escaped quote, inside a string
-            return False
-    return _read_back_is_source_key(data, pos)
-
-
-def _read_back_is_source_key(data: bytes | bytearray, pos: int) -> bool:
-    """_may_be_source_value for the rare hit the byte tests leave open (whitespace around the colon, the
-    start of the data). A string not after a colon is an array element or a key; after a colon the key
-    decides; a key with an escape in it, or anything unexpected, counts as a yes."""
-    i = pos - 1
-    while i >= 0 and data[i] in _SPACE:
-        i -= 1
-    if i < 0:
-        return True
-    if data[i] != 0x3A:  # ':'
-        return False
-    i -= 1
-    while i >= 0 and data[i] in _SPACE:
-        i -= 1
-    if i < 0 or data[i] != 0x22:  # '"'
-        return True
-    opening = data.rfind(b'"', 0, i)
-    if opening <= 0:
-        return True
-    key = data[opening + 1:i]
-    return key == b"eventSource" or b"\\" in key or data[opening - 1] == 0x5C  # '\\'
-
-
-def _common_prefix(names: list[bytes]) -> bytes:
-    if not names:
-        return b""
-    first, last = min(names), max(names)
-    size = 0
-    while size < len(first) and first[size] == last[size]:
-        size += 1
-    return first[:size]
 
 
 def _json_kind(value: Any) -> str:

@@ -11,10 +11,14 @@ Every way a new log file can reach the function, and how each encodes the object
 | "CloudTrail validation message."        | SQS (SNS envelope or raw)    | none: acknowledged          |
 | SNS envelope `{"Type": "Notification"}` | SQS body (raw delivery off)  | its Message is one of above |
 | S3 Batch Operations 1.0 / 2.0           | direct (synchronous)         | URL-encoded                 |
+| EventBridge "AWS API Call via CloudTrail"| SQS body, direct            | none: the record itself     |
 
 Keys are decoded with `unquote_plus`, as the Powertools data classes do, so a space sent as `+`
 and a plus sent as `%2B` both come back as the real key. CloudTrail's own notification lists the
 keys it wrote, unencoded, and they are taken as they are.
+
+An "AWS API Call via CloudTrail" event (the tripwire's rule, `Tripwire=true`) announces no object: its
+`detail` is the CloudTrail record, stored from the message itself (ApiCall; core.ingest.records).
 """
 
 from __future__ import annotations
@@ -52,6 +56,34 @@ ResultCode = Literal["Succeeded", "TemporaryFailure", "PermanentFailure"]
 
 class UnknownMessage(BadTrailFile):
     """A message that announces no object in a shape this function knows: it can never succeed."""
+
+
+API_CALL_DETAIL_TYPE = "AWS API Call via CloudTrail"
+"""EventBridge's detail-type for a management event CloudTrail delivers as it happens."""
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One CloudTrail record EventBridge delivered as the call happened: stored from the message, no log
+    file read. Its event id is the record's eventID, so the trail file that later holds the same record
+    writes the same item."""
+
+    record: dict[str, Any]
+    origin: ObjectRef
+    """The stored event's source_object: no bucket, key `eventbridge:<account>:<region>` (no log file
+    names it; `records_origin`)."""
+
+
+Delivery = ObjectRef | ApiCall
+"""What a message hands the function: an object to read, or a record to store as it is."""
+
+
+def records_origin(kind: str, account: str, region: str) -> ObjectRef:
+    """Where records that came without a log file came from, as the source_object of their events:
+    `<kind>:<account>:<region>` (kind `eventbridge` or `lookup-events`), with no bucket. It holds a
+    colon and no slash, so it never reads as a trail file's key; like a local file, no file state is kept
+    for it."""
+    return ObjectRef(None, f"{kind}:{account}:{region}")
 
 
 class Trigger(Enum):
@@ -172,6 +204,41 @@ def refs_from_cloudtrail_notification(document: Mapping[str, Any]) -> list[Objec
 
 def _is_sns_envelope(message: Mapping[str, Any]) -> bool:
     return message.get("Type") == "Notification" and "Message" in message and "TopicArn" in message
+
+
+# -- API calls (the tripwire) ---------------------------------------------------------------------
+
+
+def is_api_call(document: Mapping[str, Any]) -> bool:
+    return document.get("detail-type") == API_CALL_DETAIL_TYPE and "detail" in document
+
+
+def api_call(document: Mapping[str, Any]) -> ApiCall:
+    """The CloudTrail record of an "AWS API Call via CloudTrail" event, and where it came from."""
+    record = document.get("detail")
+    if not isinstance(record, dict):
+        raise UnknownMessage(f"an {API_CALL_DETAIL_TYPE!r} event whose detail is not a CloudTrail record "
+                             f"(a JSON {type(record).__name__})")
+    account = document.get("account") or record.get("recipientAccountId")
+    region = document.get("region") or record.get("awsRegion")
+    return ApiCall(record, records_origin("eventbridge", str(account or "unknown"), str(region or "unknown")))
+
+
+def deliveries_from_message(body: str) -> list[Delivery]:
+    """What an SQS message body hands the function: an API call's record, else the objects it announces
+    (refs_from_message). The S3 path pays one substring test."""
+    if API_CALL_DETAIL_TYPE in body:
+        document = _notification(body, "the message body")
+        if document is not None and is_api_call(document):
+            return [api_call(document)]
+    return list(refs_from_message(body))
+
+
+def deliveries_from_event(event: Mapping[str, Any]) -> list[Delivery]:
+    """A direct invocation's API call (an EventBridge rule targeting the function), else its objects."""
+    if is_api_call(event):
+        return [api_call(event)]
+    return list(refs_from_event(event))
 
 
 # -- S3 Batch Operations ---------------------------------------------------------------------------
