@@ -165,7 +165,7 @@ class EventWriteCounter:
     def __init__(self, client: Any) -> None:
         self.events: list[str] = []
         self.calls: dict[str, int] = {}
-        for operation in ("BatchWriteItem", "PutItem"):
+        for operation in ("BatchWriteItem", "PutItem", "UpdateItem"):
             client.meta.events.register(f"before-parameter-build.dynamodb.{operation}", self._count(operation))
 
     def _count(self, operation: str) -> Callable[..., None]:
@@ -173,6 +173,8 @@ class EventWriteCounter:
             self.calls[operation] = self.calls.get(operation, 0) + 1
             if operation == "PutItem":
                 items = [params["Item"]]
+            elif operation == "UpdateItem":  # an event item (core.ingest.store writes each with one)
+                items = [params["Key"]]
             else:
                 items = [r["PutRequest"]["Item"] for rs in params["RequestItems"].values() for r in rs]
             self.events += [i["pk"]["S"] for i in items if i["sk"]["S"] == "EVENT"]

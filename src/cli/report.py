@@ -23,6 +23,7 @@ from cli.present.report import (
     render_html,
     render_text,
 )
+from core.read.event_proof import events_re_derived, latest_event_proofs
 from core.read.queries import BadTime, EventFilter, EventQueries, parse_when
 from core.read.verify import coverage_from_table
 
@@ -47,14 +48,18 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except BadTime as exc:
         return fail(str(exc))
     queries = EventQueries(dynamodb_client(args), args.table)
-    report = build_report(queries.search(EventFilter(account=args.account, since=since, until=until)))
+    events = list(queries.search(EventFilter(account=args.account, since=since, until=until)))
+    report = build_report(events)
     coverage = [s for s in coverage_from_table(queries.store)
                 if args.account in (None, s.account)]
+    shown = {(str(e["account_id"]), str(e["region"])) for e in events if e.get("account_id") and e.get("region")}
+    proven = events_re_derived(events, latest_event_proofs(queries.store, sorted(shown)))
     if args.html:
-        args.html.write_text(add_coverage_html(render_html(report), coverage), encoding="utf-8")
+        args.html.write_text(add_coverage_html(render_html(report), coverage, proven), encoding="utf-8")
         print(f"wrote {args.html}", file=sys.stderr)
     if args.format == "json":
-        out.write(to_json(dict(as_dict(report), coverage=[s.as_dict() for s in coverage]), indent=2) + "\n")
+        out.write(to_json(dict(as_dict(report), coverage=[s.as_dict() for s in coverage],
+                               events_proven=[p.as_dict() for p in proven]), indent=2) + "\n")
     else:
-        out.write(render_text(report) + "\n" + render_coverage_text(coverage))
+        out.write(render_text(report) + "\n" + render_coverage_text(coverage, proven))
     return 0

@@ -10,29 +10,39 @@ Per account and Region: digests found / verified / failed, log files listed / in
 altered / deleted, chain breaks, periods with no digest. Exits 1 on any finding, 0 when everything
 listed is proven read and unaltered (an account and Region without digests is "not provable", not a
 failure). Reads the digests and the ledger; re-reads log files only with --rehash.
+
+With --events, also re-reads the log files that held OpsWorks records, checks each against the digest's
+hash, and compares the events it re-derives with the table (docs/event-proof.md): a stored event missing,
+altered or unbacked is a finding naming its event id and file.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
 import boto3
+from botocore.exceptions import ClientError
 
 from cli.common import add_table_arguments, dynamodb_client, fail, s3_client, to_json
+from cli.present.event_proof import render_event_proof
 from cli.present.safe_text import for_terminal_lines
 from cli.present.tables import aligned_columns
 from core.errors import IngestError
 from core.ingest.digests import BadPublicKey, parse_time
 from core.ingest.proof import S3Objects
 from core.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_files
+from core.ingest.selection import Selection
 from core.ingest.sources import S3Source
 from core.ingest.store import EventStore
+from core.read.event_proof import EventProof, EventProofReport, RecordingBucket
 from core.read.queries import BadTime, parse_when
 from core.read.verify import Verifier, VerifyReport
+from core.settings import DEFAULT_EVENT_SOURCES
 
 
 def add_parser(commands: Any) -> None:
@@ -48,6 +58,7 @@ def add_parser(commands: Any) -> None:
                              "(repeat per Region); default: ask CloudTrail (cloudtrail:ListPublicKeys)")
     parser.add_argument("--rehash", action="store_true",
                         help="also re-read every listed log file and compare its SHA-256 now")
+    add_events_arguments(parser)
     parser.add_argument("--format", choices=["table", "json"], default="table")
     add_table_arguments(parser, region=False)
     parser.set_defaults(run=run)
@@ -70,18 +81,56 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return fail(f"--public-keys: {exc}")
     s3 = s3_client(args)
     source = S3Source(s3)
-    verifier = Verifier(list_objects=source.list, fetch=S3Objects(s3).fetch, keys=keys,
-                        store=EventStore(dynamodb_client(args), args.table), open=source.open)
+    store = EventStore(dynamodb_client(args), args.table)
+    bucket_seen = RecordingBucket(source.list, S3Objects(s3).fetch) if args.events or args.events_every_file else None
+    verifier = Verifier(list_objects=bucket_seen.list if bucket_seen else source.list,
+                        fetch=bucket_seen.fetch if bucket_seen else S3Objects(s3).fetch, keys=keys,
+                        store=store, open=source.open)
     try:
         report = verifier.run(bucket, prefix, since=since, until=until, account=args.account, region=args.only_region,
                               rehash=args.rehash)
+        prover = EventProof(store, source.open, keys, Selection(frozenset(DEFAULT_EVENT_SOURCES)),
+                            every_file=args.events_every_file)
+        events = prove_events(args, prover, bucket_seen, bucket, prefix, since, until) if bucket_seen else None
     except IngestError as exc:  # listing the bucket, reading a digest or asking for keys failed
         return fail(exc.reason)
     except BadPublicKey as exc:
         return fail(f"CloudTrail's public keys: {exc}")
-    text = to_json(report.as_dict(), indent=2) + "\n" if args.format == "json" else for_terminal_lines(render(report))
-    out.write(text)
-    return 1 if report.findings else 0
+    if args.format == "json":
+        result = report.as_dict() if events is None else dict(report.as_dict(), events=events.as_dict())
+        out.write(to_json(result, indent=2) + "\n")
+    else:
+        out.write(for_terminal_lines(render(report) + ("" if events is None else "\n" + render_event_proof(events))))
+    return 1 if report.findings or (events is not None and events.findings) else 0
+
+
+# -- --events: the stored events re-derived from the verified log files (core.read.event_proof) -------------
+
+def add_events_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--events", action="store_true",
+                        help="also re-read the log files that held OpsWorks records and prove every stored event "
+                             "of the range against them (missing, altered, unbacked); the result is recorded "
+                             "in the table for the report")
+    parser.add_argument("--events-every-file", action="store_true",
+                        help="with --events, re-read every listed log file, not only those the ledger says held "
+                             "OpsWorks records (the ledger is in the table too: this catches a deleted event "
+                             "whose file's count was changed with it)")
+
+
+def prove_events(args: argparse.Namespace, prover: EventProof, bucket_seen: RecordingBucket, bucket: str,
+                 prefix: str, since: datetime | None, until: datetime | None) -> EventProofReport:
+    """Run the events check over what the verifier listed and fetched, and record its result; a table that
+    refuses the record (a verifier's read-only role) is said, not a failure of the proof."""
+    report = prover.run(bucket, bucket_seen, prefix, since=since, until=until, account=args.account,
+                        region=args.only_region, record=False)
+    try:
+        prover.record(report)
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("AccessDeniedException", "AccessDenied"):
+            raise
+        report.recorded = (f"The result was not recorded in {args.table} (access denied: the report will not "
+                           "count these events as re-derived).")
+    return report
 
 
 def render(report: VerifyReport) -> str:

@@ -8,6 +8,7 @@ report read (CONTRACTS.md, "Events table", lists the items).
 - file state      pk=FILE#<bucket>/<key>         sk=FILE              (+ failed_pk=FILE#FAILED when it failed)
 - digest record   pk=PROOF#<account>#<region>    sk=DIGEST#<end>#<bucket>/<key>
 - proof streams   pk=PROOF#STREAMS               sk=<account>#<region>
+- events proof    pk=PROOF#<account>#<region>    sk=EVENTS#<run time>  (a `verify --events` run's result)
 
 Every part taken from a record (event id, resource id, account, actor) goes through `key_part`; it is
 idempotent, so a part read back from an item gives the same key again.
@@ -37,6 +38,7 @@ FAILED_FILES = "FILE#FAILED"
 """failed_pk of a permanently failed file: the `failed` index lists them for operators."""
 PROOF_STREAMS_PK = "PROOF#STREAMS"
 DIGEST_PREFIX = "DIGEST#"
+EVENTS_PROOF_PREFIX = "EVENTS#"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,11 @@ def parse_stream_sk(sk: str) -> tuple[str, str]:
 
 def digest_sk(end: str, bucket: str, key: str) -> str:
     return f"{DIGEST_PREFIX}{end}#{bucket}/{key}"
+
+
+def events_proof_sk(run_at: str) -> str:
+    """A `verify --events` run's record in its account-Region's proof partition, newest last."""
+    return f"{EVENTS_PROOF_PREFIX}{run_at}"
 
 
 def actor_partition(actor: Actor) -> str | None:

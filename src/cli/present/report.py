@@ -26,6 +26,7 @@ from cli.present.tables import aligned_columns
 from core.event import Event
 from core.ingest.items import PARENT_TYPES
 from core.read.actors import who
+from core.read.event_proof import EventsShown
 from core.read.verify import StreamReport
 
 STACKS_EOL = date(2024, 5, 26)
@@ -442,21 +443,36 @@ def _coverage_rows(streams: Sequence[StreamReport]) -> list[tuple[str, ...]]:
              + (f" (+{s.pending} pending)" if s.pending else ""), str(len(s.findings))) for s in streams]
 
 
-def render_coverage_text(streams: Sequence[StreamReport]) -> str:
+def render_coverage_text(streams: Sequence[StreamReport], proven: Sequence[EventsShown] = ()) -> str:
     """The evidence behind the inventory: per account and Region, the hours CloudTrail's digests prove
-    read, and every gap or finding; said plainly when nothing is provable."""
+    read, and every gap or finding; said plainly when nothing is provable. Then how many of the events
+    shown `verify --events` re-derived from verified log files."""
     lines = ["Coverage (CloudTrail digest files: what is proven read and unaltered)"]
     if not streams:
-        return "\n".join([*lines, "  Not provable: no digest file verified (log file validation off, or the "
-                          "function's DIGEST_PUBLIC_KEYS unset). The inventory shows what was found, not "
-                          "that nothing was missed.", ""])
-    lines += ["  " + line for line in aligned_columns(_COVERAGE_HEADER, _coverage_rows(streams))]
-    lines += [f"  {finding}" for s in streams for finding in s.findings]
+        lines += ["  Not provable: no digest file verified (log file validation off, or the "
+                  "function's DIGEST_PUBLIC_KEYS unset). The inventory shows what was found, not "
+                  "that nothing was missed."]
+    else:
+        lines += ["  " + line for line in aligned_columns(_COVERAGE_HEADER, _coverage_rows(streams))]
+        lines += [f"  {finding}" for s in streams for finding in s.findings]
+    lines += [f"  {line}" for line in _events_lines(proven)]
     return "\n".join(for_terminal(line) for line in lines) + "\n"
 
 
-def coverage_section_html(streams: Sequence[StreamReport]) -> str:
+def _events_lines(proven: Sequence[EventsShown]) -> list[str]:
+    return [f"{p.account} {p.region}: {p.re_derived} of {p.shown} shown events re-derived from verified log files "
+            + (f"(verify --events at {p.verified_at}: {p.status})" if p.verified_at else
+               "(verify --events has not run over them)") for p in proven]
+
+
+def coverage_section_html(streams: Sequence[StreamReport], proven: Sequence[EventsShown] = ()) -> str:
     parts = ["<h2>Coverage: what CloudTrail's digest files prove</h2>"]
+    if proven:
+        parts.append(_table(("account", "region", "events shown", "re-derived from verified log files",
+                             "verify --events"),
+                            [(_e(p.account), _e(p.region), _n(p.shown), _n(p.re_derived, late=p.re_derived < p.shown),
+                              _e(f"{p.verified_at} ({p.status})" if p.verified_at else "not run"))
+                             for p in proven]))
     if not streams:
         parts.append("<p class=\"late\">Not provable: no digest file verified (log file validation off, or the "
                      "function's DIGEST_PUBLIC_KEYS unset). The inventory shows what was found, not that "
@@ -471,7 +487,8 @@ def coverage_section_html(streams: Sequence[StreamReport]) -> str:
     return "\n".join(parts)
 
 
-def add_coverage_html(page: str, streams: Sequence[StreamReport]) -> str:
+def add_coverage_html(page: str, streams: Sequence[StreamReport], proven: Sequence[EventsShown] = ()) -> str:
     """The report page with the coverage section added before its end."""
     head, sep, tail = page.rpartition("</body>")
-    return f"{head}{coverage_section_html(streams)}\n{sep}{tail}" if sep else page + coverage_section_html(streams)
+    section = coverage_section_html(streams, proven)
+    return f"{head}{section}\n{sep}{tail}" if sep else page + section

@@ -22,7 +22,8 @@ import simplejson
 from boto3.dynamodb.types import DYNAMODB_CONTEXT, Binary
 
 from core.errors import Unstorable
-from core.event import Event, Resource
+from core.event import Event, Resource, SourceObject
+from core.ingest.digests import parse_log_key
 from core.keys import (
     ACCOUNTS_PK,
     BY_ACCOUNT,
@@ -45,6 +46,11 @@ from core.keys import (
 Item = dict[str, Any]
 
 DOCUMENT, PACKED = "event", "event_zlib"
+SOURCE_RANK, SOURCE_FILES = "source_rank", "source_files"
+"""Beside an event item's document: the rank of the file its `source_object` names (the earliest delivered,
+`source_rank`), and every file that held the event (`source_files`, a string set of s3:// URIs). CloudTrail
+sometimes delivers an event in two files; the store keeps the document of the lowest rank and the union
+of the files, so any order of arrival, and any concurrency, ends in the same item."""
 COMPRESS_OVER = 32_000
 """A document longer than this is stored zlib-compressed (binary)."""
 MAX_DOCUMENT_BYTES = 350_000
@@ -68,6 +74,9 @@ def event_items(event: Event, retention_days: int | None = None) -> list[Item]:
     sort_key = time_sk(event["event_time"], event_key)
     main: Item = {"pk": event_pk(event_key), "sk": EVENT_SK, "event_id": event_key, TIME_SK: sort_key,
                   **headline(event), **document(event)}
+    if "source_object" in event:
+        main[SOURCE_RANK] = source_rank(event["source_object"])
+        main[SOURCE_FILES] = {source_uri(event["source_object"])}
     actor_key = actor_partition(event.get("actor", {}))
     if actor_key:
         main[BY_ACTOR.key] = key_part(actor_key)
@@ -87,6 +96,18 @@ def event_items(event: Event, retention_days: int | None = None) -> list[Item]:
     links = [{"pk": resource_pk(r["type"], r["id"]), "sk": sort_key, "event_id": event_key, **expiry}
              for r in linked]
     return [main, *links, *relation_items(event, linked)]
+
+
+def source_uri(source: SourceObject) -> str:
+    """The file an event was read from, as one string: s3://bucket/key, or a local file's path."""
+    return f"s3://{source['bucket']}/{source['key']}" if source.get("bucket") else source["key"]
+
+
+def source_rank(source: SourceObject) -> str:
+    """The order among the files holding one event: delivery time (from CloudTrail's key name; files named
+    otherwise after every CloudTrail file), then the file's URI. The store keeps the lowest."""
+    name = parse_log_key(source["key"])
+    return f"{name.delivered if name else '~'}#{source_uri(source)}"
 
 
 HEADLINE = ("at", "action", "caller", "resource", "outcome", "error_code")
@@ -192,7 +213,7 @@ def restore(item: Item) -> Event:
         return cast(Event, dict(decode(item[DOCUMENT])))
     if PACKED in item:
         return cast(Event, dict(decode(zlib.decompress(bytes(item[PACKED])).decode("ascii"))))
-    event = {k: v for k, v in item.items() if k not in TABLE_KEYS}
+    event = {k: v for k, v in item.items() if k not in TABLE_KEYS | {SOURCE_RANK, SOURCE_FILES}}
     for name in _BULKY:
         packed = event.pop(f"{name}_zlib", None)
         if packed is not None:

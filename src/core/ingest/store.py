@@ -20,6 +20,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import IngestError, TransientError
+from core.ingest.items import DOCUMENT, PACKED, SOURCE_FILES, SOURCE_RANK
 from core.keys import (
     EVENT_SK,
     FAILED,
@@ -102,11 +103,56 @@ class EventStore:
         (ItemsRefused, permanent) after every other item is stored."""
         written = 0
         refused: list[tuple[Item, str]] = []
-        for batch in _batches(_unique_by_key(items), BATCH_SIZE):
+        unique = list(_unique_by_key(items))
+        events = [item for item in unique if SOURCE_RANK in item]
+        for batch in _batches((item for item in unique if SOURCE_RANK not in item), BATCH_SIZE):
             written += self._write_batch(batch, refused)
+        for event in events:
+            written += self._write_event(event, refused)
         if refused:
             raise ItemsRefused(refused)
         return written
+
+    def _write_event(self, item: Item, refused: list[tuple[Item, str]]) -> int:
+        """An event item whose file is known, written so that the order of arrival does not matter: its
+        document (and attributes) only when no file of lower rank wrote it first (one conditional
+        UpdateItem), its file added to `source_files` in every case. DynamoDB applies each update to the
+        item atomically, so concurrent writers of one event end in the same item as any sequence does."""
+        key = {"pk": item["pk"], "sk": item["sk"]}
+        attributes = [name for name in item if name not in ("pk", "sk", SOURCE_FILES) and item[name] is not None]
+        names = {f"#a{i}": name for i, name in enumerate(attributes)}
+        values = {f":a{i}": item[name] for i, name in enumerate(attributes)}
+        names.update({"#files": SOURCE_FILES, "#rank": SOURCE_RANK,
+                      "#other": PACKED if DOCUMENT in item else DOCUMENT})
+        values.update({":files": item[SOURCE_FILES], ":rank": item[SOURCE_RANK]})
+        assignments = ", ".join(f"#a{i} = :a{i}" for i in range(len(attributes)))
+        try:
+            for _ in range(3):  # the event item deleted (TTL) between the two updates: write it whole again
+                if self._update(key, f"SET {assignments} ADD #files :files REMOVE #other",
+                                "attribute_not_exists(#rank) OR #rank >= :rank", names, values):
+                    return 1
+                if self._update(key, "ADD #files :files", "attribute_exists(pk)", {"#files": SOURCE_FILES},
+                                {":files": item[SOURCE_FILES]}):
+                    return 1
+        except ClientError as exc:
+            if not is_refused(exc):
+                raise
+            refused.append((item, _error_text(exc)))
+            return 0
+        raise TransientError(f"{item['pk']}: the event item kept changing under its writes")
+
+    def _update(self, key: Item, expression: str, condition: str, names: dict[str, str],
+                values: dict[str, Any]) -> bool:
+        """One conditional UpdateItem; False when its condition does not hold."""
+        try:
+            self._call("UpdateItem", self.client.update_item, TableName=self.table_name, Key=serialize(key),
+                       UpdateExpression=expression, ConditionExpression=condition, ExpressionAttributeNames=names,
+                       ExpressionAttributeValues=serialize(values))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def _write_batch(self, batch: list[Item], refused: list[tuple[Item, str]]) -> int:
         requests = [{"PutRequest": {"Item": serialize(item)}} for item in batch]
