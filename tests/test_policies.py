@@ -31,6 +31,9 @@ S3_ACTIONS = {"ListObjectsV2": "s3:ListBucket", "ListObjects": "s3:ListBucket", 
 BY_HAND = {"dynamodb:GetItem"}
 """Granted for reading one item by hand (the DynamoDB console's item view, PartiQL SELECT by key), which
 the event item's headline attributes are for; no command needs it."""
+RECORDING = {"dynamodb:PutItem"}
+"""`verify --events` records its result in the table; the table's policy lets only its writers (the
+function, OperatorRoleArns) do that, and a verifier's run says the result was not recorded."""
 
 
 
@@ -98,6 +101,8 @@ def verifier_calls(trail: Trail, calls: Calls, tmp_path: Path) -> set[str]:
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps(SIGNER.listing()))
     assert run("verify", f"s3://{trail.bucket}/", "--public-keys", str(keys), "--table", trail.table) == 0
+    assert run("verify", f"s3://{trail.bucket}/", "--events", "--public-keys", str(keys),
+               "--table", trail.table) == 0
     listed = re.findall(r'get_paginator\("(\w+)"\)', PUBLIC_KEYS_SOURCE.read_text(encoding="utf-8"))
     assert listed == ["list_public_keys"], "the pattern no longer matches core/ingest/publickeys.py"
     return set(calls.seen) | {"cloudtrail:ListPublicKeys"}
@@ -116,7 +121,8 @@ def test_the_verifier_policy_allows_exactly_the_auditors_calls_and_those_of_veri
     needed = auditor_calls(signed_trail, calls) | verifier_calls(signed_trail, calls, tmp_path)
 
     assert {"s3:GetObject", "s3:ListBucket", "cloudtrail:ListPublicKeys"} <= needed
-    assert policy_actions("VerifierPolicy") - BY_HAND == needed
+    assert needed >= RECORDING, "verify --events no longer records its result: drop RECORDING"
+    assert policy_actions("VerifierPolicy") - BY_HAND == needed - RECORDING
 
 
 def test_both_reach_only_the_table_and_its_indexes_and_the_verifier_only_the_trail_prefix() -> None:
