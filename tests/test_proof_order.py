@@ -1,0 +1,176 @@
+"""A backfill hands the function log files and digests in any order: whatever the order, every digest ends
+verified, every file it lists proven (or its alteration found once), every chain link judged; the
+registries are written once per thing they register; a re-run stores nothing; `verify` then answers from
+the stored verdicts without reading a digest again."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import uuid
+from contextlib import redirect_stdout
+from typing import Any
+
+import boto3
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from workshop.backfill_sample import OrganizationHistory
+from workshop.recording import RecordingClient
+from workshop.sample_digests import DigestSigner
+
+from cli.main import main
+from core.ingest.pipeline import Pipeline
+from core.ingest.proof import DigestCheck
+from core.ingest.publickeys import KeyRing
+from core.ingest.selection import Selection
+from core.ingest.sinks import TableSink
+from core.ingest.store import EventStore, deserialize
+from core.keys import ACCOUNTS_PK, AWAITING, PROOF_STREAMS_PK
+from core.model import ObjectRef, Status
+from core.read.verify import coverage_from_table, stored_verdicts
+from core.settings import DEFAULT_EVENT_SOURCES
+
+SIGNER = DigestSigner()
+HISTORY = OrganizationHistory(accounts=2, regions=("us-east-1", "eu-west-1"), hours=3, per_hour=2, signer=SIGNER)
+
+
+def new_table(client: Any, definition: dict[str, Any]) -> str:
+    name = f"events-{uuid.uuid4().hex[:8]}"
+    client.create_table(TableName=name, **definition)
+    return name
+
+
+def function(history: OrganizationHistory, client: Any, table: str) -> Pipeline:
+    """The function's pipeline as the handler builds it, over the history's objects."""
+    store = EventStore(client, table, sleep=lambda _: None)
+    return Pipeline(open=history.open, selection=Selection(frozenset(DEFAULT_EVENT_SOURCES)),
+                    sink=TableSink(store), max_decompressed_bytes=1 << 26,
+                    digests=DigestCheck(history.fetch, KeyRing([SIGNER.public_key()]), store))
+
+
+def scan(client: Any, table: str) -> list[dict[str, Any]]:
+    items = [deserialize(i) for page in client.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
+    return sorted(items, key=lambda i: (i["pk"], i["sk"]))
+
+
+def digest_records(client: Any, table: str) -> list[dict[str, Any]]:
+    return [i for i in scan(client, table) if str(i["sk"]).startswith("DIGEST#")]
+
+
+def run(pipeline: Pipeline, refs: list[ObjectRef]) -> None:
+    for ref in refs:
+        outcome = pipeline.ingest(ref)
+        assert outcome.status is not Status.FAILED, outcome.reason
+
+
+@pytest.fixture
+def ddb(moto_aws: None) -> Any:
+    return boto3.client("dynamodb", region_name="us-east-1")
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(HISTORY.refs))
+def test_any_order_of_a_backfill_ends_with_every_digest_verified_and_every_file_proven(
+        ddb: Any, table_definition: dict[str, Any], order: list[ObjectRef]) -> None:
+    table = new_table(ddb, table_definition)
+    run(function(HISTORY, ddb, table), order)
+
+    records = digest_records(ddb, table)
+    assert len(records) == len(HISTORY.digests)
+    assert all(r["status"] == "verified" and not r.get("findings") and AWAITING not in r for r in records)
+    assert sum(int(r["proven"]) for r in records) == len(HISTORY.logs)
+    linked = [r for r in records if r.get("previous_key")]
+    assert len(linked) == len(HISTORY.digests) - HISTORY.streams  # all but the first of each chain
+    assert all(r.get("chain") == "ok" for r in linked)
+    assert not any(AWAITING in i for i in scan(ddb, table))  # every marker taken
+    coverage = coverage_from_table(EventStore(ddb, table))
+    assert [(s.verified, s.listed, s.ingested, s.pending, s.missing, s.findings) for s in coverage] == [
+        (3, 6, 6, 0, 0, [])] * HISTORY.streams
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(order=st.permutations(HISTORY.refs), victim=st.sampled_from(sorted(HISTORY.logs)))
+def test_an_altered_file_is_found_once_whichever_side_arrives_second(
+        ddb: Any, table_definition: dict[str, Any], order: list[ObjectRef], victim: str) -> None:
+    table = new_table(ddb, table_definition)
+    history = OrganizationHistory(accounts=2, regions=("us-east-1", "eu-west-1"), hours=3, per_hour=2,
+                                  signer=SIGNER)
+    history.logs[victim] = gzip.compress(json.dumps({"Records": []}).encode())  # not what the digest lists
+    run(function(history, ddb, table), order)
+
+    findings = [f for r in digest_records(ddb, table) for f in r.get("findings") or []]
+    assert len(findings) == 1 and victim in findings[0] and "altered" in findings[0]
+    assert [k for r in digest_records(ddb, table) for k in r.get("altered") or []] == [victim]
+
+
+def test_the_registries_are_written_once_per_stream_and_account_and_a_rerun_stores_nothing(
+        ddb: Any, table_definition: dict[str, Any]) -> None:
+    table = new_table(ddb, table_definition)
+    recording = RecordingClient(ddb)
+    refs = HISTORY.refs[::-1]  # digests first: every file is awaited, then settled by its ingest
+    run(function(HISTORY, recording, table), refs)
+
+    assert recording.stored[PROOF_STREAMS_PK] == HISTORY.streams
+    assert recording.attempts[PROOF_STREAMS_PK] == HISTORY.streams
+    assert recording.stored[ACCOUNTS_PK] == recording.attempts[ACCOUNTS_PK] == HISTORY.accounts
+    assert max(recording.attempts.values()) <= 4 * 3 + 6  # a stream's partition: its digests and its files
+    before = scan(ddb, table)
+
+    recording.reset()
+    run(function(HISTORY, recording, table), refs)  # a new container, the same objects again
+    assert scan(ddb, table) == before
+    assert sum(recording.stored.values()) == 0
+
+
+def test_a_digest_redelivered_after_an_interrupted_check_completes_it(
+        ddb: Any, table_definition: dict[str, Any]) -> None:
+    table = new_table(ddb, table_definition)
+    store = EventStore(ddb, table, sleep=lambda _: None)
+    first = HISTORY.digests[0]
+    check = DigestCheck(HISTORY.fetch, KeyRing([SIGNER.public_key()]), store)
+    interrupted = check._follow_up  # the check stops after writing its record: no file is marked yet
+    check._follow_up = lambda record, outcome: 0  # type: ignore[method-assign]
+    check.check(ObjectRef(HISTORY.bucket, first.key))
+    check._follow_up = interrupted  # type: ignore[method-assign]
+    pipeline = function(HISTORY, ddb, table)
+    assert pipeline.ingest(ObjectRef(HISTORY.bucket, first.key)).status is Status.SKIPPED  # the redelivery
+    listed = [k for k in HISTORY.logs if k in gzip.decompress(first.body).decode()]
+    run(pipeline, [ObjectRef(HISTORY.bucket, k) for k in listed])
+    record = digest_records(ddb, table)[0]
+    assert int(record["proven"]) == len(listed) and AWAITING not in record
+
+
+def test_verify_answers_from_the_stored_verdicts_without_reading_the_bucket(
+        ddb: Any, table_definition: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    import cli.verify
+
+    table = new_table(ddb, table_definition)
+    run(function(HISTORY, ddb, table), HISTORY.refs[::-1])
+
+    def no_s3(args: Any) -> Any:
+        raise AssertionError("verify read the bucket")
+
+    monkeypatch.setattr(cli.verify, "s3_client", no_s3)
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["verify", f"s3://{HISTORY.bucket}/", "--table", table, "--format", "json"]) == 0
+    result = json.loads(out.getvalue())
+    assert result["answered_from"] == "stored" and result["findings"] == 0
+    assert [(s["digests"]["verified"], s["log_files"]["ingested"]) for s in result["streams"]] == [(3, 6)] * 4
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert main(["verify", f"s3://{HISTORY.bucket}/", "--table", table]) == 0
+    assert "Answered from the verdicts the function stored" in out.getvalue()
+
+
+def test_stored_verdicts_cover_only_the_range_asked(ddb: Any, table_definition: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    table = new_table(ddb, table_definition)
+    run(function(HISTORY, ddb, table), HISTORY.refs)
+    report = stored_verdicts(EventStore(ddb, table), bucket=HISTORY.bucket, account="100000000001",
+                             since=datetime(2024, 5, 1, 1, 30, tzinfo=UTC))
+    assert sorted(report.streams) == [("100000000001", "eu-west-1"), ("100000000001", "us-east-1")]
+    assert report.total("digests") == 4  # the digests ending 02:01 and 03:01 of each Region
