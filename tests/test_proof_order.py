@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import random
 import uuid
 from contextlib import redirect_stdout
 from typing import Any
@@ -174,3 +175,69 @@ def test_stored_verdicts_cover_only_the_range_asked(ddb: Any, table_definition: 
                              since=datetime(2024, 5, 1, 1, 30, tzinfo=UTC))
     assert sorted(report.streams) == [("100000000001", "eu-west-1"), ("100000000001", "us-east-1")]
     assert report.total("digests") == 4  # the digests ending 02:01 and 03:01 of each Region
+
+
+def test_the_bench_table_agrees_with_moto_on_a_shuffled_backfill(ddb: Any, table_definition: dict[str, Any]) -> None:
+    """bench/backfill_digests.py counts writes on workshop/fake_table.py: the same items and writes as moto."""
+    from workshop.fake_table import FakeTable
+
+    random_order = HISTORY.refs
+    random.Random(7).shuffle(random_order)
+    table = new_table(ddb, table_definition)
+    on_moto, on_fake = RecordingClient(ddb), RecordingClient(FakeTable())
+    run(function(HISTORY, on_moto, table), random_order)
+    run(function(HISTORY, on_fake, table), random_order)
+
+    def comparable(items: Any) -> list[dict[str, Any]]:
+        volatile = ("recorded_at", "at", "event")  # times, and the event document's ingested_at
+        kept = [{k: v for k, v in deserialize(i).items() if k not in volatile} for i in items]
+        return sorted(kept, key=lambda i: (i["pk"], i["sk"]))
+
+    moto_items = [i for page in ddb.get_paginator("scan").paginate(TableName=table) for i in page["Items"]]
+    assert comparable(on_fake.client.items.values()) == comparable(moto_items)
+    assert on_fake.attempts == on_moto.attempts and on_fake.stored == on_moto.stored
+
+
+@pytest.mark.parametrize("shape", ["batch-operations-2.0", "sqs-eventbridge"])
+@pytest.mark.parametrize("checking", [True, False], ids=["digests-checked", "digests-off"])
+def test_digests_handed_over_by_a_backfill_reach_the_check_or_are_skipped_cleanly(
+        moto_table: tuple[Any, str], moto_bucket: tuple[Any, str], monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Any, shape: str, checking: bool) -> None:
+    import handlers.ingest as ingest
+    from test_delivery_paths import SHAPES, FakeContext
+
+    ddb, table = moto_table
+    s3, _ = moto_bucket
+    history = OrganizationHistory(bucket="org-trail", accounts=1, hours=2, per_hour=1, signer=SIGNER)
+    s3.create_bucket(Bucket=history.bucket)
+    for key, body in history.logs.items():
+        s3.put_object(Bucket=history.bucket, Key=key, Body=body)
+    for d in history.digests:
+        s3.put_object(Bucket=history.bucket, Key=d.key, Body=d.body, Metadata=d.metadata)
+    monkeypatch.setenv("TABLE_NAME", table)
+    if checking:
+        keys = tmp_path / "keys.json"
+        keys.write_text(json.dumps(SIGNER.listing()))
+        monkeypatch.setenv("DIGEST_PUBLIC_KEYS", str(keys))
+    else:
+        monkeypatch.delenv("DIGEST_PUBLIC_KEYS", raising=False)
+    monkeypatch.setattr(ingest, "s3_client", s3)
+    monkeypatch.setattr(ingest, "dynamodb_client", ddb)
+    ingest.pipeline.cache_clear()
+    try:
+        refs = history.refs[::-1]  # the digests first
+        replies = [ingest.lambda_handler(event, FakeContext()) for event in SHAPES[shape](refs)]
+    finally:
+        ingest.pipeline.cache_clear()
+    assert all(not r.get("batchItemFailures") for r in replies)
+    results = [r for reply in replies for r in reply.get("results", [])]
+    assert all(r["resultCode"] == "Succeeded" for r in results)
+    coverage = coverage_from_table(EventStore(ddb, table))
+    if checking:
+        assert [(s.verified, s.listed, s.ingested, s.findings) for s in coverage] == [(2, 2, 2, [])]
+        if results:
+            assert sum("digest verified" in r["resultString"] for r in results) == 2
+    else:
+        assert coverage == []
+        if results:
+            assert sum(r["resultString"] == "skipped: digest file" for r in results) == 2
