@@ -34,6 +34,12 @@ class FakeTable:
 
     def __init__(self) -> None:
         self.items: dict[tuple[str, str], Wire] = {}
+        self.partitions: dict[str, set[str]] = {}
+        """The sort keys of each partition key: what a Query reads without going through every item."""
+
+    def _store(self, key: tuple[str, str], item: Wire) -> None:
+        self.items[key] = item
+        self.partitions.setdefault(key[0], set()).add(key[1])
 
     # -- the calls -------------------------------------------------------------------------------------
 
@@ -42,7 +48,7 @@ class FakeTable:
         key = _key(Item)
         old = self.items.get(key)
         self._check(old, ConditionExpression, kwargs, ReturnValuesOnConditionCheckFailure)
-        self.items[key] = copy.deepcopy(Item)
+        self._store(key, copy.deepcopy(Item))
         return {}
 
     def update_item(self, *, TableName: str, Key: Wire, UpdateExpression: str,
@@ -54,7 +60,7 @@ class FakeTable:
         item = copy.deepcopy(old) if old is not None else copy.deepcopy(Key)
         _Update(kwargs.get("ExpressionAttributeNames", {}), kwargs.get("ExpressionAttributeValues", {})).apply(
             item, UpdateExpression)
-        self.items[key] = item
+        self._store(key, item)
         return {"Attributes": copy.deepcopy(old)} if ReturnValues == "ALL_OLD" and old else {}
 
     def get_item(self, *, TableName: str, Key: Wire, **_: Any) -> dict[str, Any]:
@@ -70,7 +76,7 @@ class FakeTable:
         for requests in RequestItems.values():
             for request in requests:
                 item = request["PutRequest"]["Item"]
-                self.items[_key(item)] = copy.deepcopy(item)
+                self._store(_key(item), copy.deepcopy(item))
         return {"UnprocessedItems": {}}
 
     def get_paginator(self, name: str) -> _QueryPaginator:
@@ -94,9 +100,8 @@ class _QueryPaginator:
         pk = ExpressionAttributeValues[":p"]["S"]
         values = {name: value["S"] for name, value in ExpressionAttributeValues.items()}
         found = []
-        for (item_pk, sk), item in sorted(self.table.items.items()):
-            if item_pk != pk:
-                continue
+        for sk in sorted(self.table.partitions.get(pk, ())):
+            item = self.table.items[(pk, sk)]
             if "BETWEEN" in KeyConditionExpression and not values[":lo"] <= sk <= values[":hi"]:
                 continue
             if "begins_with" in KeyConditionExpression:

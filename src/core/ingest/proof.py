@@ -8,7 +8,7 @@ counts it as IntegrityFindings, which an alarm watches), never skipped.
 
 Nothing depends on the order things arrive (a backfill hands over digests and log files in any order):
 - a listed log file not read yet is *awaited*: its place is kept on the digest's record (`awaiting`) and a
-  marker on the file's state item (core.ingest.store.await_file, one atomic conditional step). The file's
+  marker on the file's state item (EventStore.await_file in core.ingest.store, one atomic conditional step). The file's
   ingest takes the markers in the same atomic write as its ledger entry and settles each verdict
   (`settle_awaiting`): a conditional update on the record, so each place is settled exactly once, by
   whichever side came second, whatever the concurrency;
