@@ -241,3 +241,39 @@ def test_digests_handed_over_by_a_backfill_reach_the_check_or_are_skipped_cleanl
         assert coverage == []
         if results:
             assert sum(r["resultString"] == "skipped: digest file" for r in results) == 2
+
+
+def test_a_files_failures_keep_the_digests_awaiting_it_until_its_ingest_takes_them(
+        ddb: Any, table_definition: dict[str, Any]) -> None:
+    from core.model import Outcome
+
+    store = EventStore(ddb, new_table(ddb, table_definition), sleep=lambda _: None)
+    ref = ObjectRef("org-trail", "AWSLogs/111122223333/CloudTrail/us-east-1/2024/05/01/f.json.gz", 10, "etag-1")
+    marker = {"pk": "PROOF#111122223333#us-east-1", "sk": "DIGEST#x", "i": 3, "sha256": "ab" * 32, "digest": "d"}
+    assert store.await_file(str(ref.bucket), ref.key, "d1", marker) is None
+    store.count_attempt(ref, "unexpected KeyError", 3)
+    store.mark_failed(ref, "not gzip")
+    assert store.await_file(str(ref.bucket), ref.key, "d2", dict(marker, i=4)) is None  # a second digest
+    assert store.file_state(ref)["status"] == "failed"  # type: ignore[index]
+
+    ledgered = store.mark_ingested(Outcome(ref, Status.INGESTED, sha256="ab" * 32))
+    assert ledgered.earlier is None and sorted(ledgered.awaiting) == ["d1", "d2"]
+    assert [int(m["i"]) for _, m in sorted(ledgered.awaiting.items())] == [3, 4]
+    entry = store.file_state(ref)
+    assert entry is not None and AWAITING not in entry and "failed_pk" not in entry and "reason" not in entry
+    assert store.await_file(str(ref.bucket), ref.key, "d3", marker) == entry  # ingested: no marker, its entry
+
+
+def test_files_still_awaited_an_hour_after_their_digest_was_read_are_missing(
+        ddb: Any, table_definition: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    table = new_table(ddb, table_definition)
+    digests_only = [r for r in HISTORY.refs if "CloudTrail-Digest" in r.key]
+    run(function(HISTORY, ddb, table), digests_only)
+    store = EventStore(ddb, table)
+    now = stored_verdicts(store)
+    assert (now.total("pending"), now.total("missing"), now.findings) == (len(HISTORY.logs), 0, [])
+    later = stored_verdicts(store, now=datetime(2100, 1, 1, tzinfo=UTC))
+    assert (later.total("pending"), later.total("missing")) == (0, len(HISTORY.logs))
+    assert sorted(f.uri for f in later.findings) == sorted(f"s3://{HISTORY.bucket}/{k}" for k in HISTORY.logs)
