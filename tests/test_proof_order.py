@@ -277,3 +277,33 @@ def test_files_still_awaited_an_hour_after_their_digest_was_read_are_missing(
     later = stored_verdicts(store, now=datetime(2100, 1, 1, tzinfo=UTC))
     assert (later.total("pending"), later.total("missing")) == (0, len(HISTORY.logs))
     assert sorted(f.uri for f in later.findings) == sorted(f"s3://{HISTORY.bucket}/{k}" for k in HISTORY.logs)
+
+
+@pytest.mark.parametrize("previous_first", [True, False], ids=["previous-first", "next-first"])
+def test_a_broken_chain_is_found_once_whichever_digest_arrives_first(
+        ddb: Any, table_definition: dict[str, Any], previous_first: bool) -> None:
+    from datetime import datetime
+
+    from workshop.sample_digests import SignedDigest, make_digest
+
+    history = OrganizationHistory(accounts=1, hours=2, per_hour=1, signer=SIGNER)
+    first, second = history.digests
+    fields = json.loads(gzip.decompress(second.body))
+    not_the_first = SignedDigest(first.key, b"", {"signature": "cd" * 256}, first.sha256)
+    history.replace_digest(make_digest(SIGNER, history.bucket, second.key, str(fields["awsAccountId"]),
+                                       datetime.fromisoformat(fields["digestStartTime"]),
+                                       datetime.fromisoformat(fields["digestEndTime"]),
+                                       [(f["s3Object"], f["hashValue"]) for f in fields["logFiles"]], not_the_first))
+    table = new_table(ddb, table_definition)
+    pipeline = function(history, ddb, table)
+    digests = [ObjectRef(history.bucket, d.key) for d in ([first, second] if previous_first else [second, first])]
+    outcomes = [pipeline.ingest(ref) for ref in digests]
+
+    assert sum(any("chain broken" in f for f in o.findings) for o in outcomes) == 1
+    records = digest_records(ddb, table)
+    assert [r.get("chain") for r in records] == [None, "broken"]
+    assert [f for r in records for f in r.get("findings") or []] == [
+        f"s3://{history.bucket}/{second.key}: chain broken: previousDigestSignature is not the previous "
+        f"digest's signature ({first.key})"]
+    report = stored_verdicts(EventStore(ddb, table))
+    assert report.total("chain_breaks") == 1 and [f.kind for f in report.findings] == ["chain"]

@@ -72,6 +72,11 @@ class OrganizationHistory:
     def streams(self) -> int:
         return self.accounts * len(self.regions)
 
+    def replace_digest(self, digest: SignedDigest) -> None:
+        """Hand over another digest under the same key (a tampered one, in the tests)."""
+        self.digests = [digest if d.key == digest.key else d for d in self.digests]
+        self._metadata[digest.key], self._digest_bodies[digest.key] = digest.metadata, digest.body
+
     def open(self, ref: ObjectRef) -> BinaryStream:
         try:
             return io.BytesIO(self.logs[ref.key])
