@@ -311,7 +311,7 @@ class EventStore:
         wrote = found is None or not found.get("registered")  # absent flag: a writer stopped half-way
         if wrote:
             self._put(entry)
-            self.update_if(head, "SET registered = :t", values={":t": True})
+            self.update_if(head, "SET #r = :t", names={"#r": "registered"}, values={":t": True})
         with self._lock:
             self._registered.add(seen)
         return wrote
