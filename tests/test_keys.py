@@ -21,12 +21,15 @@ from core.keys import (
     INDEXES,
     MAX_KEY_PART_BYTES,
     PROOF_STREAMS_PK,
+    account_head_key,
     child_sk,
     digest_sk,
     event_pk,
     file_key,
     key_part,
+    link_key,
     resource_pk,
+    stream_head_key,
     stream_pk,
     stream_sk,
     table_definition,
@@ -45,6 +48,10 @@ CONTRACTS = (REPO / "CONTRACTS.md").read_text(encoding="utf-8")
     ("file state", file_key("<bucket>", "<key>")["pk"], file_key("<bucket>", "<key>")["sk"]),
     ("digest record", stream_pk("<account>", "<region>"), digest_sk("<digestEndTime>", "<bucket>", "<key>")),
     ("proof streams", PROOF_STREAMS_PK, stream_sk("<account>", "<region>")),
+    ("account head", account_head_key("<account_id>")["pk"], account_head_key("<account_id>")["sk"]),
+    ("stream head", stream_head_key("<account>", "<region>")["pk"], stream_head_key("<account>", "<region>")["sk"]),
+    ("chain link", link_key("<account>", "<region>", "<bucket>", "<key>")["pk"],
+     link_key("<account>", "<region>", "<bucket>", "<key>")["sk"]),
 ])
 def test_each_item_key_is_the_one_contracts_lists(item: str, pk: str, sk: str) -> None:
     line = re.search(rf"^  - {item}:(.*)$", CONTRACTS, flags=re.MULTILINE)

@@ -419,7 +419,7 @@ def test_files_still_absent_when_the_next_digest_arrives_are_missing(trail: Trai
     assert pipeline.ingest(ref_of(trail, first.key)).reason.endswith("2 not ingested yet")
     outcome = pipeline.ingest(ref_of(trail, second.key))
     assert outcome.missing_files == 2 and outcome.findings == []
-    coverage = coverage_from_table(trail.store)[0]
+    coverage = coverage_from_table(trail.store, grace=timedelta(0))[0]
     assert coverage.missing == 2 and {f.uri for f in coverage.findings} == {uri(trail, k) for k in listed}
 
 

@@ -9,7 +9,12 @@ delivered was ingested, and that none was altered.
 Per account and Region: digests found / verified / failed, log files listed / ingested / missing /
 altered / deleted, chain breaks, periods with no digest. Exits 1 on any finding, 0 when everything
 listed is proven read and unaltered (an account and Region without digests is "not provable", not a
-failure). Reads the digests and the ledger; re-reads log files only with --rehash.
+failure).
+
+Where the function verified the digests as they arrived (live, or handed over by a backfill), the answer
+comes from the verdicts it stored: a Query per account and Region, no digest read again (deleted objects
+are looked for only in the bucket). --recheck reads and checks every digest in the bucket again, with the
+ledger; --rehash also re-reads the log files. With no stored verdict in the range, the bucket is read.
 
 With --events, also re-reads the log files that held OpsWorks records, checks each against the digest's
 hash, and compares the events it re-derives with the table (docs/event-proof.md): a stored event missing,
@@ -41,7 +46,7 @@ from core.ingest.sources import S3Source
 from core.ingest.store import EventStore
 from core.read.event_proof import EventProof, EventProofReport, RecordingBucket
 from core.read.queries import BadTime, parse_when
-from core.read.verify import Verifier, VerifyReport
+from core.read.verify import Verifier, VerifyReport, stored_verdicts
 from core.settings import DEFAULT_EVENT_SOURCES
 
 
@@ -57,7 +62,9 @@ def add_parser(commands: Any) -> None:
                         help="CloudTrail public keys saved by `aws cloudtrail list-public-keys --output json` "
                              "(repeat per Region); default: ask CloudTrail (cloudtrail:ListPublicKeys)")
     parser.add_argument("--rehash", action="store_true",
-                        help="also re-read every listed log file and compare its SHA-256 now")
+                        help="also re-read every listed log file and compare its SHA-256 now (implies --recheck)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="read and check every digest in the bucket again, not the verdicts the function stored")
     add_events_arguments(parser)
     parser.add_argument("--format", choices=["table", "json"], default="table")
     add_table_arguments(parser, region=False)
@@ -74,6 +81,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         until = parse_time(parse_when(args.until)) if args.until else None
     except BadTime as exc:
         return fail(str(exc))
+    if not (args.recheck or args.rehash or args.events or args.events_every_file):  # --events reads the files
+        stored = stored_report(args, bucket, prefix, since, until)
+        if stored.total("digests"):
+            out.write(to_json(stored.as_dict(), indent=2) + "\n" if args.format == "json"
+                      else for_terminal_lines(render(stored)))
+            return 1 if stored.findings else 0
+        print(f"no digest verdict stored by the function for s3://{bucket}/{prefix}: reading the bucket",
+              file=sys.stderr)
     try:
         keys: PublicKeys = (keys_from_files(args.public_keys) if args.public_keys else
                             CloudTrailPublicKeys(cache(lambda region: boto3.client("cloudtrail", region_name=region))))
@@ -133,9 +148,20 @@ def prove_events(args: argparse.Namespace, prover: EventProof, bucket_seen: Reco
     return report
 
 
+def stored_report(args: argparse.Namespace, bucket: str, prefix: str, since: datetime | None,
+                  until: datetime | None) -> VerifyReport:
+    """The verdicts the function stored for this location and range (Queries only)."""
+    return stored_verdicts(EventStore(dynamodb_client(args), args.table), bucket=bucket, prefix=prefix, since=since,
+                           until=until, account=args.account, region=args.only_region)
+
+
 def render(report: VerifyReport) -> str:
     span = f" from {report.since or 'the start'} to {report.until or 'now'}"
-    lines = [f"Digests and ledger of {report.location}{span}", ""]
+    lines = [f"Digests and ledger of {report.location}{span}"]
+    if report.answered_from == "stored":
+        lines.append("Answered from the verdicts the function stored as the digests arrived (no digest read "
+                     "again; deleted objects are looked for with --recheck).")
+    lines.append("")
     header = ("account", "region", "status", "digests found/verified/failed",
               "log files listed/ingested/missing/altered/deleted", "chain breaks", "no-digest periods",
               "not covered", "hours proven")

@@ -4,10 +4,13 @@ report read (CONTRACTS.md, "Events table", lists the items).
 - event           pk=EVENT#<event_id>            sk=EVENT            + index keys: by_actor, by_account, failed, writes
 - resource link   pk=RES#<type>#<id>             sk=<time>#<event_id> (a pointer to the event: its event_id)
 - relation        pk=RES#stack|server#<id>       sk=CHILD#<type>#<id> (a layer, instance, backup... it owns)
-- account         pk=ACCOUNTS                    sk=<account_id>      (the accounts the indexes are keyed by)
+- account         pk=ACCOUNTS                    sk=<account_id>      (the accounts the indexes are keyed by: once each)
+- account head    pk=ACCOUNT#<account_id>        sk=ACCOUNT           (the claim that registers it, its own partition)
 - file state      pk=FILE#<bucket>/<key>         sk=FILE              (+ failed_pk=FILE#FAILED when it failed)
 - digest record   pk=PROOF#<account>#<region>    sk=DIGEST#<end>#<bucket>/<key>
-- proof streams   pk=PROOF#STREAMS               sk=<account>#<region>
+- stream head     pk=PROOF#<account>#<region>    sk=STREAM            (the claim that registers the stream once)
+- chain link      pk=PROOF#<account>#<region>    sk=LINK#<bucket>/<key of the previous digest>
+- proof streams   pk=PROOF#STREAMS               sk=<account>#<region> (written once per stream)
 - events proof    pk=PROOF#<account>#<region>    sk=EVENTS#<run time>  (a `verify --events` run's result)
 
 Every part taken from a record (event id, resource id, account, actor) goes through `key_part`; it is
@@ -36,9 +39,17 @@ FILE_PREFIX = "FILE#"
 FILE_SK = "FILE"
 FAILED_FILES = "FILE#FAILED"
 """failed_pk of a permanently failed file: the `failed` index lists them for operators."""
+ACCOUNT_PREFIX = "ACCOUNT#"
+ACCOUNT_HEAD_SK = "ACCOUNT"
 PROOF_STREAMS_PK = "PROOF#STREAMS"
 DIGEST_PREFIX = "DIGEST#"
 EVENTS_PROOF_PREFIX = "EVENTS#"
+STREAM_HEAD_SK = "STREAM"
+LINK_PREFIX = "LINK#"
+AWAITING = "awaiting"
+"""On a file state item: the digests that listed the file before it was read (a map, digest id -> where
+its record is, the file's place in its list and the SHA-256 it lists); on a digest record: the places of
+the listed files not read yet (a number set). The file's ingest settles each (core.ingest.proof)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,30 @@ def failed_file_time_sk(at: str, bucket: str | None, key: str) -> str:
 def stream_pk(account: str, region: str) -> str:
     """The partition of one account-Region's digest records."""
     return f"PROOF#{account}#{region}"
+
+
+def account_registry_key(account: str) -> dict[str, str]:
+    """An account in the registry (`ACCOUNTS`): written once per account, never per event."""
+    return {PK: ACCOUNTS_PK, SK: key_part(account)}
+
+
+def account_head_key(account: str) -> dict[str, str]:
+    """The claim on an account's own partition that decides which write registers it."""
+    return {PK: f"{ACCOUNT_PREFIX}{key_part(account)}", SK: ACCOUNT_HEAD_SK}
+
+
+def stream_registry_key(account: str, region: str) -> dict[str, str]:
+    return {PK: PROOF_STREAMS_PK, SK: stream_sk(account, region)}
+
+
+def stream_head_key(account: str, region: str) -> dict[str, str]:
+    """The claim in a stream's own partition that decides which digest registers the stream."""
+    return {PK: stream_pk(account, region), SK: STREAM_HEAD_SK}
+
+
+def link_key(account: str, region: str, previous_bucket: str, previous_key: str) -> dict[str, str]:
+    """A digest's claim about the previous digest of its chain, kept where that one finds it (same stream)."""
+    return {PK: stream_pk(account, region), SK: f"{LINK_PREFIX}{previous_bucket}/{previous_key}"}
 
 
 def stream_sk(account: str, region: str) -> str:

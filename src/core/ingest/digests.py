@@ -272,9 +272,17 @@ def signature_problem(digest: Digest, key: PublicKey | None) -> str | None:
 
 def chain_problem(digest: Digest, previous_signature: str, previous_sha256: str) -> str | None:
     """Why the digest does not follow the previous one it names, or None when it does."""
-    if (digest.previous_signature or "").lower() != previous_signature.lower():
+    return link_problem(digest.previous_signature or "", digest.previous_hash or "", previous_signature,
+                        previous_sha256)
+
+
+def link_problem(claimed_signature: str, claimed_sha256: str, previous_signature: str,
+                 previous_sha256: str) -> str | None:
+    """Why a digest's claims about the previous digest (its previousDigestSignature and
+    previousDigestHashValue, the latter optional) are not that digest's, or None when they are."""
+    if claimed_signature.lower() != previous_signature.lower():
         return "chain broken: previousDigestSignature is not the previous digest's signature"
-    if digest.previous_hash and digest.previous_hash.lower() != previous_sha256.lower():
+    if claimed_sha256 and claimed_sha256.lower() != previous_sha256.lower():
         return "chain broken: previousDigestHashValue is not the previous digest's SHA-256"
     return None
 

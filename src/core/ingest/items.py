@@ -1,5 +1,5 @@
 """What the table holds for an event, as items (pure: no AWS call): the event item with its document,
-a link per resource it names, relations, the account registry; and the event read back from its item.
+a link per resource it names, relations; and the event read back from its item.
 
 The writing of these items (batches, retries, file state) is core.ingest.store's. One storage form that
 no content can make DynamoDB refuse: the event item holds the normalized event as one JSON document
@@ -25,7 +25,6 @@ from core.errors import Unstorable
 from core.event import Event, Resource, SourceObject
 from core.ingest.digests import parse_log_key
 from core.keys import (
-    ACCOUNTS_PK,
     BY_ACCOUNT,
     BY_ACTOR,
     EVENT_SK,
@@ -65,8 +64,8 @@ _BULKY = ("request_parameters", "response_elements")
 
 
 def event_items(event: Event, retention_days: int | None = None) -> list[Item]:
-    """The event item, one small link item per resource it names (up to MAX_LINKS), its relation and
-    account registry items."""
+    """The event item, one small link item per resource it names (up to MAX_LINKS), its relation
+    items (its account's registry entry is written once per account, by the sink)."""
     resources = event.get("resources", [])
     if len(resources) > MAX_LINKS:
         event = {**event, "unlinked_resources": len(resources) - MAX_LINKS}
@@ -189,16 +188,13 @@ repeat across servers (every node call also names its server), so they are left 
 
 def relation_items(event: Event, resources: list[Resource] | None = None) -> list[Item]:
     """Parent -> child items learnt from an event naming both (CreateLayer names the stack and the layer),
-    so a stack's events include those naming only its layer (at most MAX_RELATIONS per event); and the
-    event's account in the registry."""
+    so a stack's events include those naming only its layer (at most MAX_RELATIONS per event). The event's
+    account is registered once, not per event (core.ingest.sinks: the store's register_once)."""
     named = {(r["type"], r["id"]) for r in (event.get("resources", []) if resources is None else resources)}
     pairs = [(ptype, pid, ctype, cid) for ptype, pid in sorted(named) if ptype in PARENT_TYPES
              for ctype, cid in sorted(named) if ctype in PARENT_TYPES[ptype]][:MAX_RELATIONS]
-    items = [{"pk": resource_pk(ptype, pid), "sk": child_sk(ctype, cid), "child_type": ctype,
-              "child_id": key_part(cid)} for ptype, pid, ctype, cid in pairs]
-    if event.get("account_id"):
-        items.append({"pk": ACCOUNTS_PK, "sk": key_part(str(event["account_id"]))})
-    return items
+    return [{"pk": resource_pk(ptype, pid), "sk": child_sk(ctype, cid), "child_type": ctype,
+             "child_id": key_part(cid)} for ptype, pid, ctype, cid in pairs]
 
 
 def json_number(value: Decimal) -> int | float:

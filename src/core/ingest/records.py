@@ -19,6 +19,7 @@ from core.ingest.items import event_items
 from core.ingest.normalize import InvalidRecord, normalize, redact_text
 from core.ingest.selection import Selection
 from core.ingest.store import EventStore, storable_text
+from core.keys import account_head_key, account_registry_key
 from core.model import ObjectRef, Outcome, Status, utc_now
 
 _RECORD_FAULTS = (InvalidRecord, Unstorable, TypeError, ValueError, KeyError, AttributeError, ArithmeticError,
@@ -81,4 +82,6 @@ def store_new_events(store: EventStore, events: list[Event], retention_days: int
     new = [item for made in items.values() if made[0]["pk"] not in held for item in made]
     if new:
         store.put_items(new)
+    for account in sorted({str(event["account_id"]) for event in events if event.get("account_id")}):
+        store.register_once(account_head_key(account), account_registry_key(account))  # once, not per event
     return sum(1 for item in new if item["sk"] == "EVENT")

@@ -13,7 +13,9 @@ from typing import Any, Protocol
 
 from core.event import Event
 from core.ingest.items import event_items
+from core.ingest.proof import settle_awaiting
 from core.ingest.store import EventStore, ItemsRefused
+from core.keys import account_head_key, account_registry_key
 from core.model import ObjectRef, Outcome, Skip
 
 WRITE_BUFFER = 100
@@ -120,6 +122,9 @@ class _TableWriter:
 
     def add(self, event: Event) -> bool:
         self.buffer.extend(event_items(event, self.sink.retention_days))
+        if event.get("account_id"):  # once per account: the registry's one partition is not written per event
+            account = str(event["account_id"])
+            self.sink.store.register_once(account_head_key(account), account_registry_key(account))
         return len(self.buffer) >= WRITE_BUFFER
 
     def write(self, unusable: list[str]) -> int:
@@ -146,8 +151,12 @@ class _TableWriter:
     def finish(self, outcome: Outcome) -> Skip | None:
         if self.ref.is_local:
             return None
-        done = self.sink.store.mark_ingested(outcome)
-        return Skip(f"already ingested at {done}") if done else None
+        ledgered = self.sink.store.mark_ingested(outcome)
+        if ledgered.earlier:
+            return Skip(f"already ingested at {ledgered.earlier}")
+        if ledgered.awaiting:  # digests read before this file: their verdicts are settled now
+            settle_awaiting(self.sink.store, ledgered.awaiting, outcome)
+        return None
 
 
 # -- nowhere -------------------------------------------------------------------------------------------------

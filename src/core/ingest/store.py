@@ -10,8 +10,10 @@ redelivered file or an event seen in two files stays one item.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal, DecimalException
 from typing import Any, TypeVar
 
@@ -22,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from core.errors import IngestError, TransientError
 from core.ingest.items import DOCUMENT, PACKED, SOURCE_FILES, SOURCE_RANK
 from core.keys import (
+    AWAITING,
     EVENT_SK,
     FAILED,
     FAILED_FILES,
@@ -54,6 +57,21 @@ _REFUSED_CODES = frozenset({"ValidationException", "RequestEntityTooLarge", "Ite
 """Faults of the content: DynamoDB refuses these items the same way every time."""
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+_FILE_STATE = ("status", "bucket", "key", "at", "bytes", "matched", "records", "sha256", "size", "etag", "reason",
+               "failed_pk", "time_sk", "attempts")
+"""Every attribute a file state item has ever held besides its key and AWAITING: a state write sets its own
+and removes the others (what a put would do), and leaves the digests awaiting the file where they are."""
+_NOT_INGESTED = "(attribute_not_exists(#status) OR #status <> :ingested)"
+_AWAIT_TRIES = 4
+
+
+@dataclass(frozen=True)
+class Ledgered:
+    """What recording a file as ingested found: when it had been before (nothing written), or the digests
+    that listed it before it was read (to settle, core.ingest.proof.settle_awaiting)."""
+
+    earlier: str | None = None
+    awaiting: dict[str, Item] = field(default_factory=dict)
 
 
 def is_transient(error: Exception) -> bool:
@@ -94,6 +112,8 @@ class EventStore:
         self.max_seconds = max_seconds
         self._sleep = sleep
         self._clock = clock
+        self._registered: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
 
     # -- events --------------------------------------------------------------------------------------
 
@@ -215,36 +235,132 @@ class EventStore:
         item = response.get("Item")
         return deserialize(item) if item else None
 
-    def mark_ingested(self, outcome: Outcome) -> str | None:
+    def mark_ingested(self, outcome: Outcome) -> Ledgered:
         """Written after every event of the file is stored: its presence means the file is done. It is
         the ledger entry too: the SHA-256 of the decompressed content (as digests list it), sizes, when.
 
         One conditional write: a file already ingested with the same ETag is left as it was (its first
-        entry kept) and the time of that ingest is returned; None when this write recorded the file."""
+        entry kept) and the time of that ingest is returned. Otherwise the write takes, in the same atomic
+        step, the digests that listed the file before it was read (AWAITING), for the caller to settle."""
         ref = outcome.ref
         state = dict(_file_key(ref), status="ingested", bucket=ref.bucket, key=ref.key, at=utc_now(),
-                     bytes=outcome.bytes_read, matched=outcome.matched)
-        if outcome.records is not None:
-            state["records"] = outcome.records
-        if outcome.sha256:
-            state["sha256"] = outcome.sha256
-        if ref.size is not None:
-            state["size"] = ref.size
-        condition, values = "attribute_not_exists(pk) OR #status <> :ingested", {":ingested": {"S": "ingested"}}
+                     bytes=outcome.bytes_read, matched=outcome.matched, records=outcome.records,
+                     sha256=outcome.sha256 or None, size=ref.size, etag=ref.etag or None)
+        condition, values = _NOT_INGESTED, {":ingested": "ingested"}
         if ref.etag:
-            state["etag"] = ref.etag
-            condition += " OR etag <> :etag"
-            values[":etag"] = {"S": ref.etag}
+            condition += " OR #etag <> :etag"
+            values[":etag"] = ref.etag
         try:
-            self._call("PutItem", self.client.put_item, TableName=self.table_name, Item=serialize(state),
-                       ConditionExpression=condition, ExpressionAttributeNames={"#status": "status"},
-                       ExpressionAttributeValues=values, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+            old = self._replace_file_state(state, condition, values, take_awaiting=True)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
                 raise
-            old: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
-            return str(deserialize(old).get("at", "an earlier time"))
+            found: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+            return Ledgered(earlier=str(deserialize(found).get("at", "an earlier time")))
+        return Ledgered(awaiting=dict(old.get(AWAITING) or {}))
+
+    def _replace_file_state(self, state: Item, condition: str | None = None, values: Item | None = None, *,
+                            take_awaiting: bool = False) -> Item:
+        """Set a file state item's attributes and remove the state's others (a put, but for AWAITING, which
+        stays unless taken); returns the item as it was before."""
+        fields = {name: value for name, value in state.items() if name not in ("pk", "sk") and value is not None}
+        removed = [name for name in _FILE_STATE if name not in fields] + ([AWAITING] if take_awaiting else [])
+        expression = "SET " + ", ".join(f"#{name} = :{name}" for name in fields)
+        if removed:
+            expression += " REMOVE " + ", ".join(f"#{name}" for name in removed)
+        named = [*fields, *removed, *(name for name in ("status", "etag") if condition and f"#{name}" in condition)]
+        kwargs: dict[str, Any] = dict(
+            TableName=self.table_name, Key=serialize({"pk": state["pk"], "sk": state["sk"]}),
+            UpdateExpression=expression, ExpressionAttributeNames={f"#{name}": name for name in named},
+            ExpressionAttributeValues=serialize({**{f":{name}": value for name, value in fields.items()},
+                                                 **(values or {})}),
+            ReturnValues="ALL_OLD")
+        if condition:
+            kwargs.update(ConditionExpression=condition, ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        try:
+            response = self._call("UpdateItem", self.client.update_item, **kwargs)
+        except ClientError as exc:
+            if is_refused(exc):
+                raise ItemsRefused([(state, _error_text(exc))]) from exc
+            raise
+        return deserialize(response.get("Attributes") or {})
+
+    def await_file(self, bucket: str, key: str, digest_id: str, marker: Item) -> Item | None:
+        """Leave a digest's marker on a log file's state item, unless the file is ingested already: then its
+        ledger entry is returned (for the digest to check itself). One atomic step per attempt, so the
+        file's ingest either takes the marker or was there first: nothing falls between the two."""
+        item_key = file_key(bucket, key)
+        names = {"#status": "status", "#aw": AWAITING}
+        for _ in range(_AWAIT_TRIES):
+            try:
+                self._call("UpdateItem", self.client.update_item, TableName=self.table_name,
+                           Key=serialize(item_key), UpdateExpression="SET #aw = :m",
+                           ConditionExpression=f"{_NOT_INGESTED} AND attribute_not_exists(#aw)",
+                           ExpressionAttributeNames=names,
+                           ExpressionAttributeValues=serialize({":m": {digest_id: marker}, ":ingested": "ingested"}),
+                           ReturnValuesOnConditionCheckFailure="ALL_OLD")
+                return None
+            except ClientError as exc:
+                old = _conditional_old(exc)
+            if old.get("status") == "ingested":
+                return old
+            if digest_id in (old.get(AWAITING) or {}):
+                return None
+            try:
+                self._call("UpdateItem", self.client.update_item, TableName=self.table_name,
+                           Key=serialize(item_key), UpdateExpression="SET #aw.#d = :m",
+                           ConditionExpression=f"{_NOT_INGESTED} AND attribute_exists(#aw)",
+                           ExpressionAttributeNames={**names, "#d": digest_id},
+                           ExpressionAttributeValues=serialize({":m": marker, ":ingested": "ingested"}))
+                return None
+            except ClientError as exc:
+                _conditional_old(exc)
+        raise TransientError(f"s3://{bucket}/{key}: its state kept changing while a digest marked it awaited")
+
+    def put_new(self, item: Item) -> Item | None:
+        """Put an item that must not exist yet: None when this call wrote it, else the item found."""
+        try:
+            self._call("PutItem", self.client.put_item, TableName=self.table_name, Item=serialize(item),
+                       ConditionExpression="attribute_not_exists(pk)", ReturnValuesOnConditionCheckFailure="ALL_OLD")
+        except ClientError as exc:
+            return _conditional_old(exc)
         return None
+
+    def update_if(self, key: Item, expression: str, condition: str | None = None, *,
+                  names: dict[str, str] | None = None, values: Item | None = None) -> bool:
+        """One UpdateItem; False when its condition did not hold (nothing written)."""
+        kwargs: dict[str, Any] = dict(TableName=self.table_name, Key=serialize({"pk": key["pk"], "sk": key["sk"]}),
+                                      UpdateExpression=expression)
+        if names:
+            kwargs["ExpressionAttributeNames"] = names
+        if values:
+            kwargs["ExpressionAttributeValues"] = serialize(values)
+        if condition:
+            kwargs["ConditionExpression"] = condition
+        try:
+            self._call("UpdateItem", self.client.update_item, **kwargs)
+        except ClientError as exc:
+            _conditional_old(exc)
+            return False
+        return True
+
+    def register_once(self, head: Item, entry: Item) -> bool:
+        """Write a registry entry once per thing it registers (an account, a proof stream): a conditional
+        put of `head` in the thing's own partition decides which write registers it, and this store
+        remembers what it has seen, so the registry's partition (written by no one else) is not written
+        per event or per digest. True when this call wrote the entry."""
+        seen = (str(head["pk"]), str(head["sk"]))
+        with self._lock:
+            if seen in self._registered:
+                return False
+        found = self.put_new(head)
+        wrote = found is None or not found.get("registered")  # absent flag: a writer stopped half-way
+        if wrote:
+            self._put(entry)
+            self.update_if(head, "SET #r = :t", names={"#r": "registered"}, values={":t": True})
+        with self._lock:
+            self._registered.add(seen)
+        return wrote
 
     def get_item(self, key: Item) -> Item | None:
         """One item by its key (consistent read), deserialized."""
@@ -279,10 +395,8 @@ class EventStore:
         at = utc_now()
         state = dict(_file_key(ref), status="failed", bucket=ref.bucket, key=ref.key, at=at,
                      reason=storable_text(reason), failed_pk=FAILED_FILES,
-                     time_sk=failed_file_time_sk(at, ref.bucket, ref.key))
-        if ref.etag:
-            state["etag"] = ref.etag
-        self._put(state)
+                     time_sk=failed_file_time_sk(at, ref.bucket, ref.key), etag=ref.etag or None)
+        self._replace_file_state(state)
 
     def count_attempt(self, ref: ObjectRef, reason: str, limit: int) -> int:
         """One more failed attempt of unknown cause on this object (its content unchanged): the count, kept
@@ -295,10 +409,8 @@ class EventStore:
         same = state.get("status") == "retrying" and state.get("etag") == ref.etag
         attempts = int(state.get("attempts", 0)) + 1 if same else 1
         retrying = dict(_file_key(ref), status="retrying", bucket=ref.bucket, key=ref.key, at=utc_now(),
-                        attempts=attempts, reason=storable_text(reason))
-        if ref.etag:
-            retrying["etag"] = ref.etag
-        self._put(retrying)
+                        attempts=attempts, reason=storable_text(reason), etag=ref.etag or None)
+        self._replace_file_state(retrying)
         return attempts
 
     def failed_files(self) -> Iterator[Item]:
@@ -376,6 +488,14 @@ def _classified(exc: Exception, operation: str) -> TransientError:
 
 def _error_text(exc: Exception) -> str:
     return storable_text(str(exc))
+
+
+def _conditional_old(exc: ClientError) -> Item:
+    """The item a failed condition found (ALL_OLD); any other error is raised again."""
+    if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+        raise exc
+    found: dict[str, Any] = exc.response.get("Item") or {}  # type: ignore[assignment]
+    return deserialize(found)
 
 
 def _file_key(ref: ObjectRef) -> Item:

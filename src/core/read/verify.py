@@ -9,14 +9,15 @@ file that is gone (deleted), never ingested (missing: after the grace period), o
 periods with no digest (validation or logging off) and log files no digest lists; an account and
 Region with log files and no digest at all is "not provable".
 
-Reads digests (one GET each) and the ledger (BatchGetItem); re-reads a log file only with `rehash`.
+Reads digests (one GET each) and the ledger (BatchGetItem); re-reads a log file only with `rehash`. What
+the function already verified as digests arrived is answered without reading the bucket: `stored_verdicts`
+(a Query per account and Region).
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,12 +37,14 @@ from core.ingest.digests import (
     signature_problem,
 )
 from core.ingest.logfile import decompressed_chunks
-from core.ingest.proof import Fetch, ledger_of
+from core.ingest.proof import Fetch, ledger_of, unpack_files
 from core.ingest.publickeys import PublicKeys
 from core.ingest.store import EventStore, Item
-from core.keys import DIGEST_PREFIX, PROOF_STREAMS_PK, parse_stream_sk, stream_pk
+from core.keys import AWAITING, DIGEST_PREFIX, PROOF_STREAMS_PK, parse_stream_sk, stream_pk
 from core.model import BinaryStream, ObjectRef
 
+DIGEST_END = "DIGEST$"
+"""Just after every digest record's sort key (`$` follows `#`)."""
 GRACE = timedelta(hours=1)
 """A log file listed by a digest younger than this may not be ingested yet: pending, not missing."""
 MAX_REHASH_BYTES = 2 << 30
@@ -132,6 +135,8 @@ class VerifyReport:
     since: str | None
     until: str | None
     streams: dict[tuple[str, str], StreamReport] = field(default_factory=dict)
+    answered_from: str = "bucket"
+    """`bucket` (digests read and checked now) or `stored` (the verdicts the function recorded)."""
 
     def stream(self, account: str, region: str) -> StreamReport:
         return self.streams.setdefault((account, region), StreamReport(account, region))
@@ -148,7 +153,8 @@ class VerifyReport:
 
     def as_dict(self) -> dict[str, Any]:
         return {"location": self.location, "since": self.since, "until": self.until,
-                "findings": len(self.findings), "streams": [s.as_dict() for s in self.sorted()]}
+                "answered_from": self.answered_from, "findings": len(self.findings),
+                "streams": [s.as_dict() for s in self.sorted()]}
 
 
 Lister = Callable[[str, str], Iterable[ObjectRef]]
@@ -349,36 +355,77 @@ def by_account_region(reports: Iterable[StreamReport]) -> Iterator[StreamReport]
     yield from sorted(reports, key=lambda s: (s.account, s.region))
 
 
-# -- coverage from the table (the function's records) ----------------------------------------------------
+# -- the verdicts the function stored (no digest re-read) ----------------------------------------------
 
-def coverage_from_table(store: EventStore) -> list[StreamReport]:
-    """What the function verified, per account and Region, from its digest records (Queries only)."""
-    streams: dict[tuple[str, str], StreamReport] = defaultdict(lambda: StreamReport("", ""))
+def stored_verdicts(store: EventStore, *, bucket: str | None = None, prefix: str = "", since: datetime | None = None,
+                    until: datetime | None = None, account: str | None = None, region: str | None = None,
+                    now: datetime | None = None, grace: timedelta = GRACE) -> VerifyReport:
+    """What the function verified as digests arrived (live or in a backfill), from its records: one Query on
+    the proof streams registry, then one per account and Region over the range; no digest is read again.
+    Files still awaited an hour after their digest was read are missing. Deleted objects are not looked
+    for: that needs the bucket (Verifier.run)."""
+    report = VerifyReport(f"s3://{bucket}/{prefix}" if bucket else "the function's records", _iso(since),
+                          _iso(until), answered_from="stored")
+    moment = now or datetime.now(UTC)
+    low = DIGEST_PREFIX + (_iso(since) or "")
+    high = f"{DIGEST_PREFIX}{_iso(until + timedelta(hours=1))}#~" if until else DIGEST_END
     registry = store.query(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": PROOF_STREAMS_PK}})
     for entry in registry:
-        account, region = parse_stream_sk(str(entry["sk"]))
-        stream = streams[(account, region)] = StreamReport(account, region)
-        records = store.query(KeyConditionExpression="pk = :p AND begins_with(sk, :d)",
-                              ExpressionAttributeValues={":p": {"S": stream_pk(account, region)},
-                                                         ":d": {"S": DIGEST_PREFIX}})
+        acct, reg = parse_stream_sk(str(entry["sk"]))
+        if not _wanted(acct, reg, account, region):
+            continue
+        records = store.query(KeyConditionExpression="pk = :p AND sk BETWEEN :lo AND :hi",
+                              ExpressionAttributeValues={":p": {"S": stream_pk(acct, reg)}, ":lo": {"S": low},
+                                                         ":hi": {"S": high}})
         for record in records:
-            stream.digests += 1
-            stream.backfill += bool(record.get("backfill"))
-            stream.pending += len(record.get("pending") or [])
-            stream.missing += len(record.get("missing") or [])
-            stream.altered += len(record.get("altered") or [])
-            uri = f"s3://{record['bucket']}/{record['key']}"
-            stream.findings += [Finding("integrity", account, region, uri, str(text))
-                                for text in record.get("findings") or []]
-            stream.findings += [Finding("missing", account, region, f"s3://{record['bucket']}/{key}",
-                                        f"listed by {record['key']}, not ingested")
-                                for key in record.get("missing") or []]
-            if record.get("status") == "verified":
-                stream.verified += 1
-                stream.listed += int(record.get("listed", 0))
-                if record.get("start"):
-                    stream.covers(str(record["start"]), str(record["end"]))
-            else:
-                stream.failed += 1
-        stream.ingested = max(0, stream.listed - stream.pending - stream.missing - stream.altered)
-    return list(by_account_region(streams.values()))
+            if (bucket is None or record.get("bucket") == bucket) and str(record.get("key", "")).startswith(prefix):
+                _fold(report.stream(acct, reg), record, moment, grace)
+    return report
+
+
+def _fold(stream: StreamReport, record: Item, now: datetime, grace: timedelta) -> None:
+    """One digest record into its account-Region's report."""
+    stream.digests += 1
+    stream.backfill += bool(record.get("backfill"))
+    uri = f"s3://{record['bucket']}/{record['key']}"
+    stream.findings += [_stored_finding(stream, uri, str(text)) for text in record.get("findings") or []]
+    if record.get("status") != "verified":
+        stream.failed += 1
+        return
+    stream.verified += 1
+    listed = int(record.get("listed", 0))
+    stream.listed += listed
+    if record.get("start"):
+        stream.covers(str(record["start"]), str(record["end"]))
+    stream.chain_breaks += record.get("chain") == "broken"
+    stream.altered += len(record.get("altered") or [])
+    if "proven" not in record:  # recorded before verdicts were settled in place: lists of keys
+        pending, missing = list(record.get("pending") or []), list(record.get("missing") or [])
+        stream.ingested += max(0, listed - len(pending) - len(missing) - len(record.get("altered") or []))
+    else:
+        stream.ingested += int(record["proven"])
+        stream.unhashed += int(record.get("unhashed", 0))
+        places = sorted(int(p) for p in record.get(AWAITING) or ())
+        files = unpack_files(record["files"]) if places else []
+        awaited = [files[p].key for p in places]
+        late = now - max(parse_time(str(record["end"])), parse_time(str(record["recorded_at"]))) >= grace
+        pending, missing = ([], awaited) if late else (awaited, [])
+    stream.pending += len(pending)
+    stream.missing += len(missing)
+    stream.findings += [Finding("missing", stream.account, stream.region, f"s3://{record['bucket']}/{key}",
+                                f"listed by {record['key']}, not ingested") for key in missing]
+
+
+def _stored_finding(stream: StreamReport, uri: str, text: str) -> Finding:
+    """A finding as the function wrote it (`s3://...: what`), with its kind."""
+    kind = ("altered" if ": altered:" in text else "chain" if "chain broken" in text else
+            "unreadable" if text.startswith("unreadable") else "signature")
+    if text.startswith("s3://") and ": " in text:
+        uri, text = text.split(": ", 1)
+    return Finding(kind, stream.account, stream.region, uri, text)
+
+
+def coverage_from_table(store: EventStore, *, now: datetime | None = None,
+                        grace: timedelta = GRACE) -> list[StreamReport]:
+    """What the function verified, per account and Region, from its digest records (Queries only)."""
+    return list(by_account_region(stored_verdicts(store, now=now, grace=grace).streams.values()))
