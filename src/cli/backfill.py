@@ -11,36 +11,50 @@ name), keeps those whose delivery date, read from the key name (`..._YYYYMMDDTHH
   the manifest format requires) and starts a LambdaInvoke job, InvocationSchemaVersion 2.0, with a
   completion report of the failed tasks.
 
-Re-running is safe: the function skips a file whose marker says it is ingested, so nothing is stored
-twice. Keys are listed in order, and the last key handed over is printed; `--start-after KEY` resumes
-an interrupted run there.
+The queue path and the dry run list in parallel by the trail's own prefixes (accounts, Regions, one
+prefix per day within --since / --until; cli.listing) and stream what they find: memory stays flat
+whatever the count. The progress of a --queue-url run is kept in a small state file; an interrupted
+run says so, and the same command with `--resume` continues it. Re-running is safe: the function skips
+a file whose marker says it is ingested, so nothing is stored twice. The greatest key handed over is
+printed; `--start-after KEY` leaves out every key up to it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import re
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cli.listing import (
+    Listing,
+    ListingCounts,
+    ListingState,
+    Parallelism,
+    ResumeError,
+    listing_client,
+    select,
+    state_path,
+)
+from cli.listing import delivery_day as delivery_day  # where the tests and callers found it
 from core.errors import IngestError
-from core.ingest.logfile import classify_key
 from core.ingest.sources import S3Source
 from core.ingest.triggers import eventbridge_object_created
-from core.model import ObjectRef, Skip
+from core.model import ObjectRef
 
 SQS_BATCH = 10
-_DELIVERED = re.compile(r"_(\d{8})T\d{4}Z_")
 _ACCOUNT = re.compile(r"(?:^|/)AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/")
 _REGION = re.compile(r"/CloudTrail/([a-z0-9-]+)/\d{4}/")
 
@@ -57,7 +71,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--since", type=_day, help="first delivery day kept, YYYY-MM-DD (UTC)")
     parser.add_argument("--until", type=_day, help="last delivery day kept, YYYY-MM-DD (UTC, inclusive)")
     parser.add_argument("--start-after", default="", metavar="KEY",
-                        help="resume after this key (the last key a previous run printed)")
+                        help="leave out every key up to this one (the last key a previous run printed)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted --queue-url run of the same listing from its saved state")
+    parser.add_argument("--state", type=Path, metavar="FILE",
+                        help="where the listing's progress is kept (default: ~/.cache/opsworks-trail/backfill/)")
+    parser.add_argument("--list-processes", type=int, metavar="N",
+                        help="processes listing the bucket (default: one per core; 0: threads of this one)")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--queue-url", help="the ingest queue (stack output IngestQueueUrl)")
     target.add_argument("--batch-operations", action="store_true",
@@ -79,44 +99,6 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
-
-
-def delivery_day(key: str) -> date | None:
-    """The UTC day CloudTrail delivered a file, from its name; None for a key not named as CloudTrail does."""
-    match = _DELIVERED.search(key.rsplit("/", 1)[-1])
-    if not match:
-        return None
-    try:
-        return datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC).date()
-    except ValueError:
-        return None
-
-
-@dataclass
-class ListingCounts:
-    listed: int = 0
-    not_log_files: int = 0
-    outside_dates: int = 0
-    undated: int = 0
-
-
-def select(refs: Iterable[ObjectRef], since: date | None, until: date | None,
-           counts: ListingCounts) -> Iterator[ObjectRef]:
-    """The log files among refs whose delivery day is within [since, until], by key name only."""
-    for ref in refs:
-        counts.listed += 1
-        if isinstance(classify_key(ref.key, ref.size), Skip):
-            counts.not_log_files += 1
-            continue
-        if since or until:
-            day = delivery_day(ref.key)
-            if day is None:
-                counts.undated += 1
-                continue
-            if (since and day < since) or (until and day > until):
-                counts.outside_dates += 1
-                continue
-        yield ref
 
 
 # -- the queue -------------------------------------------------------------------------------------
@@ -173,7 +155,7 @@ def _send(sqs: Any, queue_url: str, batch: list[ObjectRef], sent: Sent) -> None:
 
 
 def _resume(sent: Sent) -> str:
-    return f"; resume with --start-after '{sent.last_key}'" if sent.last_key else "; nothing was sent"
+    return f"; {sent.files} files were sent before" if sent.files else "; nothing was sent"
 
 
 # -- S3 Batch Operations ---------------------------------------------------------------------------
@@ -240,19 +222,12 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise SystemExit(f"opsworks-trail backfill: --batch-operations needs {', '.join(missing)}")
     bucket, _, prefix = args.location.removeprefix("s3://").partition("/")
-    s3 = boto3.client("s3")
-    counts = ListingCounts()
-    refs = select(S3Source(s3).list(bucket, prefix, args.start_after), args.since, args.until, counts)
     try:
-        if args.dry_run:
-            chosen = list(refs)
-            _report(counts, len(chosen), chosen[-1].key if chosen else "", "would be sent (dry run)")
-            return 0
-        if args.queue_url:
-            sent = enqueue(boto3.client("sqs"), args.queue_url, refs, Sent())
-            _report(counts, sent.files, sent.last_key, f"enqueued on {args.queue_url}")
-            return 0
-        chosen = list(refs)
+        if args.dry_run or args.queue_url:
+            return _list_and_send(args, bucket, prefix)
+        s3 = boto3.client("s3")
+        counts = ListingCounts()
+        chosen = list(select(S3Source(s3).list(bucket, prefix, args.start_after), args.since, args.until, counts))
         if not chosen:
             _report(counts, 0, "", "no file to send: no job started")
             return 0
@@ -269,6 +244,46 @@ def run(args: argparse.Namespace) -> int:
     except BackfillError as exc:
         print(f"opsworks-trail backfill: {exc}", file=sys.stderr)
         return 1
+    except ResumeError as exc:
+        print(f"opsworks-trail backfill: --resume: {exc}", file=sys.stderr)
+        return 1
+
+
+def _list_and_send(args: argparse.Namespace, bucket: str, prefix: str) -> int:
+    """The queue path and the dry run: list in parallel by the trail's prefixes (cli.listing), hand each
+    chunk over whole (sent, or counted), and keep the progress so an interrupted run resumes."""
+    listing = Listing(bucket, prefix, args.since, args.until, start_after=args.start_after)
+    path = args.state or state_path(listing, "backfill")
+    state = ListingState.load(path, listing.plan_id) if args.resume else ListingState(plan_id=listing.plan_id)
+    parallelism = (Parallelism(args.list_processes) if args.list_processes is not None
+                   else Parallelism.for_machine())
+    region = getattr(args, "region", None)
+    sqs = None if args.dry_run else boto3.client("sqs")
+    counts, sent, greatest = ListingCounts(), Sent(), ""
+    save = None if args.dry_run else state.save_to(path)
+    chunks = listing.chunks(listing_client(region), listing_client(region), parallelism=parallelism, state=state,
+                            save=save)
+    try:
+        with contextlib.closing(chunks):
+            for chunk in chunks:
+                counts.add(chunk.counts)
+                if chunk.entries:
+                    greatest = max(greatest, chunk.entries[-1][0])
+                    if sqs is None:
+                        sent.files += len(chunk.entries)
+                    else:
+                        enqueue(sqs, args.queue_url, chunk.refs(), sent)
+    except (IngestError, BackfillError, KeyboardInterrupt):
+        if sqs is not None:
+            print(f"opsworks-trail backfill: stopped; {sent.files} files sent. Resume with the same command and "
+                  f"--resume (state: {path})", file=sys.stderr)
+        raise
+    if sqs is None:
+        _report(counts, sent.files, greatest, "would be sent (dry run)")
+    else:
+        path.unlink(missing_ok=True)
+        _report(counts, sent.files, greatest, f"enqueued on {args.queue_url}")
+    return 0
 
 
 def _report(counts: ListingCounts, files: int, last_key: str, what: str) -> None:
