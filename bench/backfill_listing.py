@@ -24,6 +24,7 @@ import bisect
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 import threading
@@ -180,6 +181,7 @@ def tree_memory(root: int) -> tuple[float, float, int]:
 
 
 def measure(command: list[str], env: dict[str, str]) -> dict[str, Any]:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak_rss = peak_pss = 0.0
@@ -190,10 +192,12 @@ def measure(command: list[str], env: dict[str, str]) -> dict[str, Any]:
         time.sleep(0.05)
     wall = time.perf_counter() - started
     out, err = child.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the command and its workers, reaped
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if child.returncode:
         raise SystemExit(f"the command failed ({child.returncode}): {err}")
-    return {"wall_seconds": wall, "peak_rss_sum_mb": peak_rss, "peak_pss_sum_mb": peak_pss, "processes": most,
-            "stdout": out.strip(), "stderr": err.strip()}
+    return {"wall_seconds": wall, "cpu_seconds": cpu, "peak_rss_sum_mb": peak_rss, "peak_pss_sum_mb": peak_pss,
+            "processes": most, "stdout": out.strip(), "stderr": err.strip()}
 
 
 def main() -> int:
@@ -251,7 +255,8 @@ def main() -> int:
     }
     passed = {k: v == t if op == "==" else v <= t for k, (v, op, t) in checks.items()}
     print(f"\n{' '.join(command[1:])}\n{run['stderr']}")
-    print(f"\nwall {run['wall_seconds']:.1f} s, {calls:,} list calls, peak memory of its {run['processes']} "
+    print(f"\nwall {run['wall_seconds']:.1f} s (CPU {run['cpu_seconds']:.1f} s, load average "
+          f"{os.getloadavg()[0]:.1f}), {calls:,} list calls, peak memory of its {run['processes']} "
           f"processes: PSS {run['peak_pss_sum_mb']:.1f} MB, RSS {run['peak_rss_sum_mb']:.1f} MB (summed)")
     for key, (value, op, target) in checks.items():
         print(f"  {'PASS' if passed[key] else 'FAIL'}  {key:24s} {value:12,.1f} {op} {target:,}")
@@ -259,7 +264,8 @@ def main() -> int:
         "bucket": {"accounts": accounts, "regions": regions, "days": args.days, "files_a_day": args.files,
                    "log_files": log_keys, "digests": total - log_keys, "keys": total},
         "latency_seconds": args.latency, "command": command[1:], "list_calls": calls,
-        "wall_seconds": run["wall_seconds"], "peak_pss_sum_mb": run["peak_pss_sum_mb"],
+        "wall_seconds": run["wall_seconds"], "cpu_seconds": run["cpu_seconds"],
+        "peak_pss_sum_mb": run["peak_pss_sum_mb"],
         "peak_rss_sum_mb": run["peak_rss_sum_mb"], "processes": run["processes"], "selected": selected,
         "summary": run["stderr"],
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},

@@ -180,7 +180,7 @@ def test_every_key_of_the_range_is_under_exactly_one_planned_prefix_and_none_out
         wanted = key.startswith(prefix) and since <= date(*map(int, key.split("/")[-4:-1])) <= until
         assert len(under) == (1 if wanted else 0), key
     assert not any("CloudTrail-Digest" in p for p in planned)
-    listed = drain(Listing("b", prefix, since, until).chunks(bucket, bucket, parallelism=THREADS))
+    listed = drain(Listing("b", prefix, since, until, planned_above=0).chunks(bucket, bucket, parallelism=THREADS))
     assert sorted(listed) == sequential(bucket, "b", prefix, since, until)
 
 
@@ -197,7 +197,8 @@ def test_without_a_first_day_the_day_folders_present_are_found_by_listing() -> N
 
 def peak_while_listing(days: int, per_day: int) -> tuple[int, int]:
     bucket = GeneratedBucket(days, per_day)
-    listing = Listing("b", GeneratedBucket.ROOT, date(2024, 1, 1), date(2024, 1, 1) + timedelta(days=days - 1))
+    listing = Listing("b", GeneratedBucket.ROOT, date(2024, 1, 1), date(2024, 1, 1) + timedelta(days=days - 1),
+                      planned_above=0)
     gc.collect()
     tracemalloc.start()
     try:
@@ -222,10 +223,17 @@ def org_bucket(page_size: int = 7) -> FakeBucket:
                        for r in ("us-east-1", "eu-west-1") for d in range(4) for n in range(20)], page_size=page_size)
 
 
+def test_a_small_prefix_is_listed_as_one_without_planning() -> None:
+    bucket = org_bucket(page_size=1000)
+    listed = drain(Listing("b", "").chunks(bucket, bucket, parallelism=THREADS))
+    assert sorted(listed) == bucket.keys
+    assert bucket.calls == 2  # the probe, then the listing
+
+
 @pytest.mark.parametrize("stop_after", [0, 1, 5, 17, 40])
 def test_a_stopped_listing_resumed_from_its_state_hands_over_every_key_once(tmp_path: Path, stop_after: int) -> None:
     bucket = org_bucket()
-    listing = Listing("b", "", date(2024, 2, 1), date(2024, 2, 4))
+    listing = Listing("b", "", date(2024, 2, 1), date(2024, 2, 4), planned_above=0)
     path = tmp_path / "state.json"
     state = ListingState(plan_id=listing.plan_id)
     handed: list[str] = []
@@ -257,7 +265,7 @@ def test_a_state_of_another_listing_or_no_state_is_refused_by_name(tmp_path: Pat
 def test_start_after_leaves_out_every_key_up_to_it() -> None:
     bucket = org_bucket()
     middle = bucket.keys[len(bucket.keys) // 2]
-    listed = drain(Listing("b", "", date(2024, 2, 1), date(2024, 2, 4), start_after=middle)
+    listed = drain(Listing("b", "", date(2024, 2, 1), date(2024, 2, 4), start_after=middle, planned_above=0)
                    .chunks(bucket, bucket, parallelism=THREADS))
     assert sorted(listed) == [k for k in bucket.keys if k > middle]
 
@@ -275,7 +283,8 @@ class Denied(FakeBucket):
 def test_a_prefix_that_cannot_be_listed_stops_the_listing_naming_it_and_the_reason() -> None:
     bucket = Denied(org_bucket().keys)
     with pytest.raises(IngestError, match=r"listing s3://b/AWSLogs/\d{12}/CloudTrail/.*/2024/02/0\d/ failed.*access"):
-        drain(Listing("b", "", date(2024, 2, 1), date(2024, 2, 4)).chunks(bucket, bucket, parallelism=THREADS))
+        drain(Listing("b", "", date(2024, 2, 1), date(2024, 2, 4), planned_above=0)
+              .chunks(bucket, bucket, parallelism=THREADS))
 
 
 def test_the_filter_counts_why_keys_are_passed_over() -> None:
@@ -298,18 +307,19 @@ def sample(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, SampleManife
     return root, write_sample_bucket(root, files=60, organization_id="o-abcdefghij")
 
 
-@pytest.mark.parametrize(("prefix", "since", "until"), [
-    ("", None, None), ("", date(2024, 5, 3), date(2024, 5, 9)), ("AWSLogs/", date(2024, 5, 1), None),
-    ("my", None, date(2024, 5, 20)),
+@pytest.mark.parametrize(("prefix", "since", "until", "planned_above"), [
+    ("", None, None, 0), ("", date(2024, 5, 3), date(2024, 5, 9), 0), ("AWSLogs/", date(2024, 5, 1), None, 0),
+    ("my", None, date(2024, 5, 20), 0), ("", date(2024, 5, 3), date(2024, 5, 9), 1000),
 ])
 def test_the_parallel_listing_selects_what_the_sequential_one_did_on_moto(
         moto_bucket: tuple[Any, str], sample: tuple[Path, SampleManifest], prefix: str, since: date | None,
-        until: date | None) -> None:
+        until: date | None, planned_above: int) -> None:
     client, name = moto_bucket
     upload_to_s3(sample[0], client, name)
     expected = sequential(client, name, prefix, since, until)
     assert expected
-    listed = drain(Listing(name, prefix, since, until).chunks(client, client, parallelism=THREADS))
+    listed = drain(Listing(name, prefix, since, until, planned_above=planned_above)
+                   .chunks(client, client, parallelism=THREADS))
     assert sorted(listed) == expected
 
 
@@ -318,7 +328,32 @@ def test_worker_processes_list_what_threads_do_against_a_moto_server(
     client = boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1")
     client.create_bucket(Bucket="processes")
     upload_to_s3(sample[0], client, "processes")
-    listing = Listing("processes", "", date(2024, 5, 1), date(2024, 5, 31))
+    listing = Listing("processes", "", date(2024, 5, 1), date(2024, 5, 31), planned_above=0)
     listed = drain(listing.chunks(client, client, parallelism=Parallelism(2, 2)))
     assert sorted(listed) == sequential(client, "processes", "", date(2024, 5, 1), date(2024, 5, 31))
     assert listed
+
+
+def test_an_interrupted_backfill_says_how_to_resume_and_the_resumed_run_sends_the_rest(
+        moto_bucket: tuple[Any, str], sample: tuple[Path, SampleManifest], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.main import main
+    from core.ingest.triggers import refs_from_message
+
+    client, name = moto_bucket
+    upload_to_s3(sample[0], client, name)
+    sqs = boto3.client("sqs", region_name="us-east-1")
+    url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+    state = tmp_path / "state.json"
+    command = ["backfill", f"s3://{name}/", "--since", "2024-05-01", "--state", str(state), "--list-processes", "0"]
+    assert main([*command, "--queue-url", url + "-gone"]) == 1
+    err = capsys.readouterr().err
+    assert "--resume" in err and str(state) in err and state.exists()
+    assert main([*command, "--queue-url", url, "--resume"]) == 0
+    sent: list[str] = []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            sent += [ref.key for ref in refs_from_message(message["Body"])]
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    assert sorted(sent) == sequential(client, name, "", date(2024, 5, 1), None)
+    assert not state.exists()  # a finished run leaves no state behind

@@ -513,6 +513,8 @@ def stream(worker_client: Lister, bucket: str, todo: Iterable[Task], keep: KeyFi
         threading.Thread(target=_work, daemon=True,
                          args=(worker_client, bucket, keep, jobs, results, parallelism.threads, stop)).start()
 
+    feed_failed: list[BaseException] = []
+
     def feed() -> None:
         try:
             for task in todo:
@@ -524,6 +526,8 @@ def stream(worker_client: Lister, bucket: str, todo: Iterable[Task], keep: KeyFi
                     continue
                 tracker.dispatch(task.prefix)
                 _put(jobs, started, stop)
+        except Exception as exc:  # planning failed (the bucket, the credentials): raised where chunks are read
+            feed_failed.append(exc)
         finally:
             for _ in range(slots):
                 _put(jobs, _STOP, stop)
@@ -535,6 +539,8 @@ def stream(worker_client: Lister, bucket: str, todo: Iterable[Task], keep: KeyFi
     completed = False
     try:
         while finished_workers < workers:
+            if feed_failed:
+                raise feed_failed[0]
             message = _get(results, processes)
             if isinstance(message, _WorkerDone):
                 finished_workers += 1
@@ -547,6 +553,9 @@ def stream(worker_client: Lister, bucket: str, todo: Iterable[Task], keep: KeyFi
             if save and time.monotonic() - last_save > save_every:
                 save(state)
                 last_save = time.monotonic()
+        feeder.join()
+        if feed_failed:
+            raise feed_failed[0]
         completed = True
     finally:
         stop.set()
@@ -594,6 +603,8 @@ class Listing:
     until: date | None = None
     log_files_only: bool = True
     start_after: str = ""
+    planned_above: int = 1000
+    """A prefix with no more keys than this is listed as one (a call or two): planning costs calls too."""
 
     @property
     def plan_id(self) -> str:
@@ -607,6 +618,13 @@ class Listing:
 
     def tasks(self, client: Lister) -> Iterator[Task]:
         """The prefixes to list, in key order, after --start-after if given."""
+        if self.planned_above:
+            kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": self.prefix, "MaxKeys": self.planned_above}
+            if self.start_after:
+                kwargs["StartAfter"] = self.start_after
+            if not _call(client, self.bucket, self.prefix, kwargs).get("IsTruncated"):
+                yield Task(self.prefix, start_after=self.start_after)
+                return
         skip = SKIPPED_SERVICES if self.log_files_only else frozenset()
         for task in tasks(plan(client, self.bucket, self.prefix, self.since, self.until, skip_services=skip)):
             if not self.start_after or self.start_after < task.prefix:
