@@ -24,17 +24,13 @@ from cli.common import (
     to_json,
 )
 from cli.errors import CliError, Exit, Where, explain
-from cli.listing import THREADS_PER_PROCESS, Listing, Parallelism
+from cli.listing import refs_under
 from core.errors import IngestError
 from core.ingest.pipeline import Pipeline
 from core.ingest.sinks import CollectingSink, DryRunSink, Sink, TableSink
 from core.ingest.sources import LocalSource, S3Source
 from core.ingest.store import EventStore
 from core.model import ObjectRef, Outcome, Status
-
-LISTING_THREADS = Parallelism(0, 2 * THREADS_PER_PROCESS)
-"""ingest lists with threads: reading the objects costs far more CPU than listing them, and worker
-processes forked while the ingest's threads run would inherit their locks."""
 
 
 def add_parser(commands: Any) -> None:
@@ -201,13 +197,9 @@ def list_objects(paths: list[str], local: LocalSource, s3: S3Source | None, summ
         try:
             if path.startswith("s3://"):
                 bucket, _, prefix = path.removeprefix("s3://").partition("/")
-                listing = Listing(bucket, prefix, log_files_only=False)
-                chunks = listing.chunks(_need(s3).client, _need(s3).client, parallelism=LISTING_THREADS)
-                with contextlib.closing(chunks):
-                    for chunk in chunks:
-                        for ref in chunk.refs():
-                            count += 1
-                            yield ref
+                for ref in refs_under(_need(s3).client, bucket, prefix):
+                    count += 1
+                    yield ref
             else:
                 for ref in local.list(Path(path)):
                     count += 1

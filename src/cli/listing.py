@@ -21,6 +21,7 @@ never lists.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import json
@@ -665,3 +666,14 @@ def state_path(listing: Listing, command: str) -> Path:
     cache_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     name = hashlib.sha256(listing.plan_id.encode()).hexdigest()[:16]
     return cache_home / "opsworks-trail" / command / f"{name}.json"
+
+
+def refs_under(client: Lister, bucket: str, prefix: str) -> Iterator[ObjectRef]:
+    """Every object under a prefix (digests and all), listed by the trail's prefixes with threads: for a
+    command that reads what it lists in the same process (verify, ingest): reading costs far more CPU than
+    listing, and processes forked while its reader threads run would inherit their locks."""
+    chunks = Listing(bucket, prefix, log_files_only=False).chunks(client, client,
+                                                                  parallelism=Parallelism(0, 2 * THREADS_PER_PROCESS))
+    with contextlib.closing(chunks):
+        for chunk in chunks:
+            yield from chunk.refs()

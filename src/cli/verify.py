@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import boto3
 
 from cli.common import add_table_arguments, dynamodb_client, fail, s3_client, to_json
+from cli.listing import refs_under
 from cli.present.safe_text import for_terminal_lines
 from cli.present.tables import aligned_columns
 from core.errors import IngestError
@@ -70,8 +71,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return fail(f"--public-keys: {exc}")
     s3 = s3_client(args)
     source = S3Source(s3)
-    verifier = Verifier(list_objects=source.list, fetch=S3Objects(s3).fetch, keys=keys,
-                        store=EventStore(dynamodb_client(args), args.table), open=source.open)
+    verifier = Verifier(list_objects=lambda name, under: refs_under(s3, name, under), fetch=S3Objects(s3).fetch,
+                        keys=keys, store=EventStore(dynamodb_client(args), args.table), open=source.open)
     try:
         report = verifier.run(bucket, prefix, since=since, until=until, account=args.account, region=args.only_region,
                               rehash=args.rehash)
