@@ -357,3 +357,46 @@ def test_an_interrupted_backfill_says_how_to_resume_and_the_resumed_run_sends_th
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
     assert sorted(sent) == sequential(client, name, "", date(2024, 5, 1), None)
     assert not state.exists()  # a finished run leaves no state behind
+
+
+# -- ingest: workers from the machine and the source, a streamed listing kept streamed --------------
+
+
+def test_ingest_reads_local_files_one_per_core_and_s3_objects_with_more_in_flight(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from cli.ingest import S3_READS_PER_CORE, default_workers
+
+    monkeypatch.setattr("os.cpu_count", lambda: 6)
+    assert default_workers(["trail/", "more/file.json.gz"]) == 6
+    assert default_workers(["trail/", "s3://bucket/AWSLogs/"]) == 6 * S3_READS_PER_CORE
+
+
+@pytest.mark.parametrize("workers", [1, 2, 5])
+def test_ingest_takes_objects_from_a_stream_only_a_few_ahead_of_the_readers(workers: int) -> None:
+    import threading
+
+    from cli.ingest import Summary, ingest_all
+    from core.model import Outcome, Status
+
+    taken = done = 0
+    most_ahead = 0
+    lock = threading.Lock()
+
+    def stream() -> Any:
+        nonlocal taken, most_ahead
+        for n in range(500):
+            with lock:
+                taken += 1
+                most_ahead = max(most_ahead, taken - done)
+            yield ObjectRef("b", f"k{n:04d}", 1)
+
+    class Pipeline:
+        def ingest(self, ref: ObjectRef) -> Outcome:
+            nonlocal done
+            with lock:
+                done += 1
+            return Outcome(ref, Status.SKIPPED, reason="test")
+
+    summary = ingest_all(Pipeline(), stream(), Summary(), workers=workers, progress=False)  # type: ignore[arg-type]
+    assert summary.files == 500
+    assert most_ahead <= 2 * workers + 2
