@@ -250,7 +250,7 @@ def main() -> int:
     parser.add_argument("--per-file", action="store_true",
                         help="only the per-file cost: the command over a folder of 24 files against the inflate "
                              "floor (default workers, 1, 4), and the function's path with the ledger's SHA-256 "
-                             "against inflate + SHA-256; writes bench-data/results-per-file[-quick].json")
+                             "against inflate + SHA-256; writes bench/results-per-file.json (quick: bench-data/)")
     args = parser.parse_args()
     if args.per_file:
         return per_file(args)
@@ -392,7 +392,8 @@ def per_file(args: argparse.Namespace) -> int:
     """The two per-file measures alone (issue 21), interleaved as the full run does, in a minute or two."""
     size = 8 * MB if args.quick else 64 * MB
     repeat = args.repeat or (3 if args.quick else 5)
-    out = args.out or args.data / f"results-per-file{'-quick' if args.quick else ''}.json"
+    out = args.out or (args.data / "results-per-file-quick.json" if args.quick
+                       else ROOT / "bench" / "results-per-file.json")
     args.data.mkdir(parents=True, exist_ok=True)
     skip, stats = dataset(args.data, f"skip-{size // MB}mb", size, 0.0)
     methods = {"floor-hashed-readinto/skip": (floor_hashed(64 << 10, 512 << 10), skip),
