@@ -565,6 +565,8 @@ def stream(worker_client: Lister, bucket: str, todo: Iterable[Task], keep: KeyFi
                 save(state)
             for process in processes:
                 process.terminate()
+            for pipe in (jobs, results) if processes else ():
+                pipe.cancel_join_thread()  # what is left in them is dropped: exiting must not wait to flush it
         for process in processes:
             process.join()
 
