@@ -25,6 +25,7 @@ from cli.listing import (
     ListingState,
     Parallelism,
     ResumeError,
+    days_node,
     place,
     plan,
     select,
@@ -138,6 +139,7 @@ def sequential(client: Any, name: str, prefix: str, since: date | None, until: d
     ("AWSLogs/111122223333/CloudTrail-Digest/", "skip", "", ()),
     ("AWSLogs/111122223333/elasticloadbalancing/", "whole", "", ()),
     ("AWSLogs/111122223333/CloudTrail/us-east-1/2024/13/", "whole", "", ()),
+    ("AWSLogs/111122223333/CloudTrail/us-east-1/9999/12/", "whole", "", ()),
     ("AWSLogs/111122223333/CloudTrail/us-east-1/odd/", "whole", "", ()),
     ("AWSLogs/notanaccount/", "whole", "", ()),
 ])
@@ -145,6 +147,19 @@ def test_a_folder_is_placed_in_cloudtrails_layout(folder: str, action: str, root
                                                     dates: tuple[int, ...]) -> None:
     where = place(folder, SKIPPED_SERVICES)
     assert (where.action, where.region_root, where.dates) == (action, root, dates)
+
+
+segment_st = st.one_of(st.sampled_from(["AWSLogs", "o-abcdefghij", "111122223333", "CloudTrail", "CloudTrail-Digest",
+                                         "us-east-1", "2024", "0000", "9999", "12", "13", "31", "00"]),
+                       st.text(alphabet="ab0-9+ ", max_size=5))
+
+
+@given(st.lists(segment_st, max_size=10))
+def test_any_folder_is_placed_without_error_and_a_region_folder_names_real_days(segments: list[str]) -> None:
+    where = place("".join(f"{s}/" for s in segments), SKIPPED_SERVICES)
+    assert where.action in ("descend", "whole", "skip", "region")
+    if where.action == "region":
+        assert where.region_root.endswith("/") and days_node(where.region_root, where.dates, None, None) is not None
 
 
 def test_a_range_plans_one_prefix_a_day_per_region_without_listing_the_days() -> None:

@@ -196,7 +196,7 @@ def place(folder: str, skip_services: frozenset[str]) -> _Place:
     try:
         numbers = tuple(int(d) for d in dated)
         _span(numbers)  # a month 13 or a day 32 is no date: list that folder whole
-    except ValueError:
+    except (ValueError, OverflowError):
         return _Place("whole")
     return _Place("region", root, numbers)
 
