@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import queue
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -473,10 +474,10 @@ class Parallelism:
 
     @classmethod
     def for_machine(cls) -> Parallelism:
-        """One process per core where fork is available (parsing the listing costs CPU), threads only else."""
+        """One process per core on Linux (parsing the listing costs CPU; the workers are forked so they share
+        the loaded models), threads only elsewhere (macOS advises against fork) or on one core."""
         cores = os.cpu_count() or 1
-        forks = "fork" in multiprocessing.get_all_start_methods()
-        return cls(cores if forks and cores > 1 else 0)
+        return cls(cores if sys.platform == "linux" and cores > 1 else 0)
 
 
 def stream(worker_client: Lister, bucket: str, todo: Iterable[Task], keep: KeyFilter, *,
