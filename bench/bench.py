@@ -8,6 +8,7 @@ subprocesses; the import-time target on the built Lambda package as Lambda runs 
 
     make bench            # full: 64 MB files, a 1 GiB file, 5 repetitions; writes bench/results.json
     make bench QUICK=1    # small files for development; writes bench-data/results-quick.json
+    .venv/bin/python bench/bench.py --per-file [--quick]   # only the per-file cost (issue 21), a minute or two
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ sys.path.insert(0, str(ROOT))  # workshop/ (the sample data), which is not insta
 from isal import igzip, isal_zlib  # noqa: E402
 from workshop.synthetic import write_large_trail_file  # noqa: E402
 
+from cli.ingest import default_workers  # noqa: E402
 from cli.main import main as cli_main  # noqa: E402
 from core.model import ObjectRef  # noqa: E402
 
@@ -46,7 +48,8 @@ MB = 1 << 20
 SOURCES = ("opsworks.amazonaws.com", "opsworks-cm.amazonaws.com")
 MAX_BYTES = str(2 << 30)  # the default cap (512 MiB) would refuse the 1 GiB file
 TARGETS = {"skip_vs_naive": 15.0, "skip_vs_floor": 1.3, "match_vs_naive": 6.0, "peak_rss_mb": 128.0,
-           "import_ratio": 1.3}
+           "import_ratio": 1.3, "folder_vs_floor": 1.3}
+FOLDER_FILES = 24
 
 
 # -- the methods ------------------------------------------------------------------------------------
@@ -135,6 +138,39 @@ def pipeline_counting(path: Path) -> int:
     return pipeline(path, "--count-records")
 
 
+def command_over_folder(*extra: str) -> Callable[[Path], int]:
+    """`opsworks-trail ingest --dry-run --json FOLDER` in-process (start-up excluded), with the workers it
+    chooses (or `--workers N`); CPU is counted over all its threads by time.process_time()."""
+    def run(folder: Path) -> int:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = cli_main(["ingest", "--dry-run", "--json", "--no-progress", "--max-bytes", MAX_BYTES, *extra,
+                             str(folder)])
+        summary = json.loads(out.getvalue())
+        if code or summary["failed_files"] or summary["files"] != FOLDER_FILES:
+            raise SystemExit(f"the command failed on {folder}: {summary}")
+        return int(summary["files"])
+    return run
+
+
+def floor_over_folder(read_size: int, chunk_size: int) -> Callable[[Path], int]:
+    """The inflate floor of the same files, one after the other in this thread."""
+    one = floor_readinto(read_size, chunk_size)
+    return lambda folder: sum(one(path) for path in sorted(folder.iterdir()))
+
+
+def folder_of_copies(directory: Path, source: Path, count: int = FOLDER_FILES) -> Path:
+    """`count` hard links to one generated file in a folder of their own: the command's per-file cost over
+    a folder, as a trail copied to disk is read (the same bytes each time, as a benchmark wants)."""
+    folder = directory / f"folder-{count}x-{source.name.removesuffix('.json.gz')}"
+    folder.mkdir(exist_ok=True)
+    for i in range(count):
+        link = folder / f"{i:02d}-{source.name}"
+        if not link.exists():
+            os.link(source, link)
+    return folder
+
+
 # -- data -------------------------------------------------------------------------------------------
 
 
@@ -211,7 +247,13 @@ def main() -> int:
                         help="what the ratios compare: CPU seconds of this process (default: steadier on a "
                              "shared machine) or wall-clock seconds; the table shows both")
     parser.add_argument("--out", type=Path, help="results file (default bench/results.json; quick: bench-data/)")
+    parser.add_argument("--per-file", action="store_true",
+                        help="only the per-file cost: the command over a folder of 24 files against the inflate "
+                             "floor (default workers, 1, 4), and the function's path with the ledger's SHA-256 "
+                             "against inflate + SHA-256; writes bench/results-per-file.json (quick: bench-data/)")
     args = parser.parse_args()
+    if args.per_file:
+        return per_file(args)
     size, big = (8 * MB, 128 * MB) if args.quick else (64 * MB, 1 << 30)
     repeat = args.repeat or (3 if args.quick else 5)
     out = args.out or (args.data / "results-quick.json" if args.quick else ROOT / "bench" / "results.json")
@@ -234,6 +276,7 @@ def main() -> int:
         "pipeline/skip": (pipeline, skip), "pipeline/match": (pipeline, match),
         "pipeline-count/skip": (pipeline_counting, skip),
         "pipeline-hashed/skip": (pipeline_hashed, skip),
+        **folder_methods(folder_of_copies(args.data, skip)),
     }
     print(f"timing {len(methods)} methods x {repeat} interleaved runs ...", file=sys.stderr)
     times = timed(methods, repeat)
@@ -265,6 +308,8 @@ def main() -> int:
         # issue 14: the skip path hashes every byte for the ledger; its floor inflates and hashes them
         "skip_hashed_vs_floor_sha256": (ratio("pipeline-hashed/skip", "floor-hashed-readinto/skip"), "<=",
                                         TARGETS["skip_vs_floor"]),
+        # issue 21: the command over a folder of 24 files, with the workers it chooses, against inflating them
+        "folder_vs_floor": (ratio("command/folder", "floor-readinto/folder"), "<=", TARGETS["folder_vs_floor"]),
         "match_vs_naive": (ratio("naive/match", "pipeline/match"), ">=", TARGETS["match_vs_naive"]),
         "match_found_all": (float(times["pipeline/match"]["result"]), "==", float(match_stats["opsworks_records"])),
         "peak_rss_mb": (large_rss, "<=", TARGETS["peak_rss_mb"]),
@@ -278,6 +323,8 @@ def main() -> int:
     print(f"{'':26s} {'median':>7s} {'':>6s} {'median':>6s} {'(cpu)':>6s} {'cpu / wall':>13s} {'cpu / wall':>13s}")
     for name, t in times.items():
         kind = name.split("/")[1]
+        if kind == "folder":
+            continue
         naive_t, floor_t = times[f"naive/{kind}"], times[floors[kind]]
         mbps = sizes[kind] / MB / t["cpu_median"]
         vs_naive = (f"{naive_t['cpu_median'] / t['cpu_median']:.1f}x / "
@@ -292,6 +339,7 @@ def main() -> int:
     print(f"peak RSS: {large_rss:.1f} MB reading {large_stats['uncompressed_bytes'] / MB:,.0f} MB "
           f"({large_stats['opsworks_records']:,} OpsWorks) in {large_seconds:.1f} s as a subprocess; "
           f"the same CLI on an empty file: {baseline_rss:.1f} MB")
+    print(folder_table(times))
     m = imports["median_ms"]
     print(package_imports.summary(package))
     print(f"import from the source tree (development venv, not the target): handler {m['handler']:.0f} ms, "
@@ -318,6 +366,61 @@ def main() -> int:
     }
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwritten: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
+    return 0
+
+
+def folder_methods(folder: Path) -> dict[str, tuple[Callable[[Path], int], Path]]:
+    return {"floor-readinto/folder": (floor_over_folder(64 << 10, 512 << 10), folder),
+            "command/folder": (command_over_folder(), folder),
+            "command-workers-1/folder": (command_over_folder("--workers", "1"), folder),
+            "command-workers-4/folder": (command_over_folder("--workers", "4"), folder)}
+
+
+def folder_table(times: dict[str, dict[str, Any]]) -> str:
+    floor_t = times["floor-readinto/folder"]
+    lines = [f"\nthe command over a folder of {FOLDER_FILES} files (in-process, start-up excluded; default workers "
+             f"on {os.cpu_count()} cores: {default_workers([])}):"]
+    for name in ("command/folder", "command-workers-1/folder", "command-workers-4/folder"):
+        t = times[name]
+        lines.append(f"  {name:26s} cpu {t['cpu_median']:6.3f} s ({t['cpu_median'] / floor_t['cpu_median']:.2f}x the "
+                     f"floor), wall {t['wall_median']:6.3f} s ({t['wall_median'] / floor_t['wall_median']:.2f}x)")
+    lines.append(f"  {'floor (inflate, one thread)':26s} cpu {floor_t['cpu_median']:6.3f} s")
+    return "\n".join(lines)
+
+
+def per_file(args: argparse.Namespace) -> int:
+    """The two per-file measures alone (issue 21), interleaved as the full run does, in a minute or two."""
+    size = 8 * MB if args.quick else 64 * MB
+    repeat = args.repeat or (3 if args.quick else 5)
+    out = args.out or (args.data / "results-per-file-quick.json" if args.quick
+                       else ROOT / "bench" / "results-per-file.json")
+    args.data.mkdir(parents=True, exist_ok=True)
+    skip, stats = dataset(args.data, f"skip-{size // MB}mb", size, 0.0)
+    methods = {"floor-hashed-readinto/skip": (floor_hashed(64 << 10, 512 << 10), skip),
+               "pipeline-hashed/skip": (pipeline_hashed, skip), **folder_methods(folder_of_copies(args.data, skip))}
+    print(f"timing {len(methods)} methods x {repeat} interleaved runs ...", file=sys.stderr)
+    times = timed(methods, repeat)
+    basis = f"{args.basis}_median"
+    checks = {
+        "folder_vs_floor": (times["command/folder"][basis] / times["floor-readinto/folder"][basis],
+                            TARGETS["folder_vs_floor"]),
+        "skip_hashed_vs_floor_sha256": (times["pipeline-hashed/skip"][basis] /
+                                        times["floor-hashed-readinto/skip"][basis], TARGETS["skip_vs_floor"]),
+    }
+    print(folder_table(times))
+    h, f = times["pipeline-hashed/skip"], times["floor-hashed-readinto/skip"]
+    print(f"\nthe function's path with the ledger's SHA-256 ({size // MB} MB): cpu {h['cpu_median']:.3f} s against "
+          f"inflate + SHA-256 {f['cpu_median']:.3f} s")
+    print(f"\ntargets (ratios of {args.basis} medians, one run):")
+    for key, (value, target) in checks.items():
+        print(f"  {'PASS' if value <= target else 'FAIL'}  {key:28s} {value:6.2f} <= {target:g}")
+    out.write_text(json.dumps({
+        "quick": args.quick, "repeat": repeat, "ratio_basis": basis, "file": stats, "folder_files": FOLDER_FILES,
+        "default_workers": default_workers([]), "times": times,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "checks": {k: {"value": v, "op": "<=", "target": t, "pass": v <= t} for k, (v, t) in checks.items()},
+    }, indent=2) + "\n")
+    print(f"written: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}")
     return 0
 
 

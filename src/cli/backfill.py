@@ -13,8 +13,12 @@ Two engines:
   out, by name), keeps those whose delivery date, read from the key name (`..._YYYYMMDDTHHMMZ_...`), lies
   within --since / --until (whole UTC days, inclusive; no object is read), and enqueues one message per
   file on the ingest queue, 10 per SendMessageBatch. The body is the EventBridge "Object Created" event S3
-  itself would send (key URL-encoded), so a backfilled file takes exactly the path of a live one. Keys are
-  listed in order and the last key handed over is printed; `--start-after KEY` resumes there.
+  itself would send (key URL-encoded), so a backfilled file takes exactly the path of a live one.
+  The queue path and the dry run list in parallel by the trail's own prefixes (accounts, Regions, one
+  prefix per day within --since / --until; cli.listing) and stream what they find: memory stays flat
+  whatever the count. The progress of a --queue-url run is kept in a small state file; an interrupted
+  run says so, and the same command with `--resume` continues it. The greatest key handed over is
+  printed; `--start-after KEY` leaves out every key up to it.
 
 Re-running is safe either way: the function skips a file whose ledger entry says it is ingested and a
 digest already verified, so nothing is stored twice.
@@ -23,14 +27,16 @@ digest already verified, so nothing is stored twice.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -38,14 +44,22 @@ from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from cli import backfill_estimate, backfill_jobs, backfill_status
 from cli.errors import CliError, Exit, Where, explain
+from cli.listing import (
+    Listing,
+    ListingCounts,
+    ListingState,
+    Parallelism,
+    ResumeError,
+    listing_client,
+    state_path,
+)
+from cli.listing import delivery_day as delivery_day  # where the tests and callers found them
+from cli.listing import select as select
 from core.errors import IngestError
-from core.ingest.logfile import classify_key
-from core.ingest.sources import S3Source
 from core.ingest.triggers import eventbridge_object_created
-from core.model import ObjectRef, Skip
+from core.model import ObjectRef
 
 SQS_BATCH = 10
-_DELIVERED = re.compile(r"_(\d{8})T\d{4}Z_")
 _ACCOUNT = re.compile(r"(?:^|/)AWSLogs/(?:o-[a-z0-9]+/)?(\d{12})/")
 _REGION = re.compile(r"/CloudTrail/([a-z0-9-]+)/\d{4}/")
 THRESHOLD_DOLLARS = 50.0
@@ -107,7 +121,13 @@ def add_parser(commands: Any) -> None:
     jobs.add_argument("--dlq-url", help="the dead-letter queue to show (stack output DeadLetterQueueUrl)")
     queue = parser.add_argument_group("the queue (--queue-url, --dry-run)")
     queue.add_argument("--start-after", default="", metavar="KEY",
-                       help="resume after this key (the last key a previous run printed)")
+                       help="leave out every key up to this one (the last key a previous run printed)")
+    queue.add_argument("--resume", action="store_true",
+                       help="continue an interrupted --queue-url run of the same listing from its saved state")
+    queue.add_argument("--state", type=Path, metavar="FILE",
+                       help="where the listing's progress is kept (default: ~/.cache/opsworks-trail/backfill/)")
+    queue.add_argument("--list-processes", type=int, metavar="N",
+                       help="processes listing the bucket (default: one per core; 0: threads of this one)")
     parser.add_argument("--dry-run", action="store_true", help="the queue: list and count, send nothing; Batch "
                         "Operations: print the CreateJob request, start nothing")
     parser.set_defaults(run=run)
@@ -125,44 +145,6 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date YYYY-MM-DD") from None
-
-
-def delivery_day(key: str) -> date | None:
-    """The UTC day CloudTrail delivered a file, from its name; None for a key not named as CloudTrail does."""
-    match = _DELIVERED.search(key.rsplit("/", 1)[-1])
-    if not match:
-        return None
-    try:
-        return datetime.strptime(match.group(1), "%Y%m%d").replace(tzinfo=UTC).date()
-    except ValueError:
-        return None
-
-
-@dataclass
-class ListingCounts:
-    listed: int = 0
-    not_log_files: int = 0
-    outside_dates: int = 0
-    undated: int = 0
-
-
-def select(refs: Iterable[ObjectRef], since: date | None, until: date | None,
-           counts: ListingCounts) -> Iterator[ObjectRef]:
-    """The log files among refs whose delivery day is within [since, until], by key name only."""
-    for ref in refs:
-        counts.listed += 1
-        if isinstance(classify_key(ref.key, ref.size), Skip):
-            counts.not_log_files += 1
-            continue
-        if since or until:
-            day = delivery_day(ref.key)
-            if day is None:
-                counts.undated += 1
-                continue
-            if (since and day < since) or (until and day > until):
-                counts.outside_dates += 1
-                continue
-        yield ref
 
 
 # -- the queue -------------------------------------------------------------------------------------
@@ -219,29 +201,60 @@ def _send(sqs: Any, queue_url: str, batch: list[ObjectRef], sent: Sent) -> None:
 
 
 def _resume(sent: Sent) -> str:
-    return f"; resume with --start-after '{sent.last_key}'" if sent.last_key else "; nothing was sent"
+    return f"; {sent.files} files were sent before" if sent.files else "; nothing was sent"
 
 
 
 def run_queue(args: argparse.Namespace, bucket: str, prefix: str) -> int:
-    """The queue path: list, select by name and date, enqueue (or count, with --dry-run)."""
-    s3 = boto3.client("s3", region_name=args.region)
-    counts = ListingCounts()
-    refs = select(S3Source(s3).list(bucket, prefix, args.start_after), args.since, args.until, counts)
+    """The queue path and its dry run (cli.listing lists); one line for what stops it."""
     try:
-        if args.dry_run:
-            chosen = list(refs)
-            _report(counts, len(chosen), chosen[-1].key if chosen else "", "would be sent (dry run)")
-            return 0
-        sent = enqueue(boto3.client("sqs", region_name=args.region), args.queue_url, refs, Sent())
-        _report(counts, sent.files, sent.last_key, f"enqueued on {args.queue_url}")
-        return 0
+        return _list_and_send(args, bucket, prefix)
     except IngestError as exc:
         print(f"opsworks-trail backfill: listing {args.location} failed: {exc.reason}", file=sys.stderr)
         return 1
     except BackfillError as exc:
         print(f"opsworks-trail backfill: {exc}", file=sys.stderr)
         return 1
+    except ResumeError as exc:
+        print(f"opsworks-trail backfill: --resume: {exc}", file=sys.stderr)
+        return 1
+
+
+def _list_and_send(args: argparse.Namespace, bucket: str, prefix: str) -> int:
+    """The queue path and the dry run: list in parallel by the trail's prefixes (cli.listing), hand each
+    chunk over whole (sent, or counted), and keep the progress so an interrupted run resumes."""
+    listing = Listing(bucket, prefix, args.since, args.until, start_after=args.start_after)
+    path = args.state or state_path(listing, "backfill")
+    state = ListingState.load(path, listing.plan_id) if args.resume else ListingState(plan_id=listing.plan_id)
+    parallelism = (Parallelism(args.list_processes) if args.list_processes is not None
+                   else Parallelism.for_machine())
+    region = getattr(args, "region", None)
+    sqs = None if args.dry_run else boto3.client("sqs")
+    counts, sent, greatest = ListingCounts(), Sent(), ""
+    save = None if args.dry_run else state.save_to(path)
+    chunks = listing.chunks(listing_client(region), listing_client(region), parallelism=parallelism, state=state,
+                            save=save)
+    try:
+        with contextlib.closing(chunks):
+            for chunk in chunks:
+                counts.add(chunk.counts)
+                if chunk.entries:
+                    greatest = max(greatest, chunk.entries[-1][0])
+                    if sqs is None:
+                        sent.files += len(chunk.entries)
+                    else:
+                        enqueue(sqs, args.queue_url, chunk.refs(), sent)
+    except (IngestError, BackfillError, KeyboardInterrupt):
+        if sqs is not None:
+            print(f"opsworks-trail backfill: stopped; {sent.files} files sent. Resume with the same command and "
+                  f"--resume (state: {path})", file=sys.stderr)
+        raise
+    if sqs is None:
+        _report(counts, sent.files, greatest, "would be sent (dry run)")
+    else:
+        path.unlink(missing_ok=True)
+        _report(counts, sent.files, greatest, f"enqueued on {args.queue_url}")
+    return 0
 
 
 def _report(counts: ListingCounts, files: int, last_key: str, what: str) -> None:

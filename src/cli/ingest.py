@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import os
 import sys
-from collections import Counter
-from collections.abc import Iterable, Sized
-from concurrent.futures import ThreadPoolExecutor
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sized
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,6 +24,7 @@ from cli.common import (
     to_json,
 )
 from cli.errors import CliError, Exit, Where, explain
+from cli.listing import refs_under
 from core.errors import IngestError
 from core.ingest.pipeline import Pipeline
 from core.ingest.sinks import CollectingSink, DryRunSink, Sink, TableSink
@@ -39,7 +41,8 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--format", choices=["none", "jsonl"], default="none",
                         help="jsonl: print each normalized event as one JSON line on stdout")
     parser.add_argument("--json", action="store_true", help="print a summary object on stdout at the end")
-    parser.add_argument("--workers", type=int, default=4, help="objects read in parallel (default 4)")
+    parser.add_argument("--workers", type=int, help="objects read in parallel (default: from the machine and the "
+                        "source: one per core for local files, which cost CPU; more for S3, whose reads wait)")
     parser.add_argument("--count-records", action="store_true",
                         help="also count every record of every file (one more pass: ~15%% slower on files "
                              "without OpsWorks records)")
@@ -104,11 +107,14 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(open=open_object, selection=selection, sink=sink, max_decompressed_bytes=args.max_bytes,
                         json_lines=True, count_records=args.count_records)
     summary = Summary()
-    refs = list_objects(args.paths, local, s3, summary, progress=not args.no_progress)
-    if not refs and not summary.failed:
+    refs: Iterable[ObjectRef] = list_objects(args.paths, local, s3, summary)
+    if s3 is None:
+        refs = list(refs)  # local files only: a list, so the progress bar has a total and an ETA
+    ingest_all(pipeline, refs, summary, workers=args.workers or default_workers(args.paths),
+               progress=not args.no_progress)
+    if not summary.files and not summary.failed:
         raise CliError(f"no object under {' '.join(args.paths)}: check the path (CloudTrail writes under "
                        "AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/)", Exit.NOTHING)
-    ingest_all(pipeline, refs, summary, workers=args.workers, progress=not args.no_progress)
     sys.stdout.flush()
     if args.json:
         print(to_json(summary.as_dict(), indent=2))
@@ -128,6 +134,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+S3_READS_PER_CORE = 8
+"""Objects read at once per core from S3: a GetObject waits tens of milliseconds before its bytes arrive."""
+
+
+def default_workers(paths: list[str]) -> int:
+    """Objects read at once when --workers is not given. Local files are CPU-bound: more threads than cores
+    only add contention (four threads on two cores cost a quarter more CPU per file, bench/bench.py). S3
+    reads wait on the network, so more are in flight."""
+    cores = os.cpu_count() or 1
+    return cores * S3_READS_PER_CORE if any(p.startswith("s3://") for p in paths) else cores
+
+
 def ingest_all(pipeline: Pipeline, refs: Iterable[ObjectRef], summary: Summary, *, workers: int = 4,
                progress: bool = True) -> Summary:
     """Run the pipeline over objects in parallel into `summary`; events handed back (a CollectingSink) go to
@@ -135,13 +153,16 @@ def ingest_all(pipeline: Pipeline, refs: Iterable[ObjectRef], summary: Summary, 
 
     A single object is read in this thread: starting a pool for it costs more than a millisecond. Given a
     list, the progress bar knows the total and shows an ETA; failure lines are written above the bar.
+    Objects are taken from `refs` as the workers free up (a few ahead), so a listing streamed in stays
+    streamed: memory does not grow with the count.
     """
     total = len(refs) if isinstance(refs, Sized) else None
     refs = iter(refs)
     head = list(itertools.islice(refs, 2))
     pool = ThreadPoolExecutor(max_workers=workers) if workers > 1 and len(head) > 1 else None
     with _progress(progress, total) as bar, pool or contextlib.nullcontext():
-        outcomes = (pool.map if pool else map)(pipeline.ingest, itertools.chain(head, refs))
+        objects = itertools.chain(head, refs)
+        outcomes = _in_order(pool, pipeline.ingest, objects, 2 * workers) if pool else map(pipeline.ingest, objects)
         for outcome in outcomes:
             summary.add(outcome)
             for event in outcome.items:
@@ -153,36 +174,47 @@ def ingest_all(pipeline: Pipeline, refs: Iterable[ObjectRef], summary: Summary, 
     return summary
 
 
-def list_objects(paths: list[str], local: LocalSource, s3: S3Source | None, summary: Summary, *,
-                 progress: bool = True) -> list[ObjectRef]:
-    """Every object under the paths, listed first so the progress bar has a total. A path holding nothing
-    is said; a listing that fails for a reason no retry fixes (no bucket, access denied, no credentials)
-    stops the command."""
-    refs: list[ObjectRef] = []
+def _in_order(pool: ThreadPoolExecutor, ingest: Callable[[ObjectRef], Outcome], refs: Iterable[ObjectRef],
+              window: int) -> Iterator[Outcome]:
+    """pool.map with at most `window` objects taken ahead (Executor.map takes them all first)."""
+    pending: deque[Future[Outcome]] = deque()
+    for ref in refs:
+        pending.append(pool.submit(ingest, ref))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def list_objects(paths: list[str], local: LocalSource, s3: S3Source | None, summary: Summary) -> Iterator[ObjectRef]:
+    """Every object under the paths, streamed: an S3 prefix is listed in parallel by the trail's own
+    prefixes (cli.listing), never held whole. A path holding nothing is said; a listing that fails for a
+    reason no retry fixes (no bucket, access denied, no credentials) stops the command."""
+    found = False
     empty: list[str] = []
-    with _progress(progress, None, unit=" objects listed") as bar:
-        for path in paths:
-            before = len(refs)
-            try:
-                if path.startswith("s3://"):
-                    bucket, _, prefix = path.removeprefix("s3://").partition("/")
-                    for ref in _need(s3).list(bucket, prefix):
-                        refs.append(ref)
-                        bar.update(1)
-                else:
-                    refs.extend(local.list(Path(path)))
-                    bar.update(len(refs) - before)
-            except IngestError as exc:
-                _stop_if_fatal(exc, path)
-                summary.failed += 1
-                summary.failures.append({"object": path, "reason": exc.reason, "permanent": exc.permanent})
-                bar.write(f"failed: {path}: {exc.reason}", file=sys.stderr)
-                continue
-            if len(refs) == before:
-                empty.append(path)
-    for path in empty if refs else []:
+    for path in paths:
+        count = 0
+        try:
+            if path.startswith("s3://"):
+                bucket, _, prefix = path.removeprefix("s3://").partition("/")
+                for ref in refs_under(_need(s3).client, bucket, prefix):
+                    count += 1
+                    yield ref
+            else:
+                for ref in local.list(Path(path)):
+                    count += 1
+                    yield ref
+        except IngestError as exc:
+            _stop_if_fatal(exc, path)
+            summary.failed += 1
+            summary.failures.append({"object": path, "reason": exc.reason, "permanent": exc.permanent})
+            print(f"failed: {path}: {exc.reason}", file=sys.stderr)
+            continue
+        found = found or count > 0
+        if not count:
+            empty.append(path)
+    for path in empty if found else []:
         print(f"opsworks-trail: warning: no object under {path}", file=sys.stderr)
-    return refs
 
 
 def _stop_if_fatal(exc: IngestError, path: str) -> None:

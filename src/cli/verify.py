@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from functools import cache
 from pathlib import Path
@@ -34,6 +35,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from cli.common import add_table_arguments, dynamodb_client, fail, s3_client, to_json
+from cli.listing import refs_under
 from cli.present.event_proof import render_event_proof
 from cli.present.safe_text import for_terminal_lines
 from cli.present.tables import aligned_columns
@@ -44,6 +46,7 @@ from core.ingest.publickeys import CloudTrailPublicKeys, PublicKeys, keys_from_f
 from core.ingest.selection import Selection
 from core.ingest.sources import S3Source
 from core.ingest.store import EventStore
+from core.model import ObjectRef
 from core.read.event_proof import EventProof, EventProofReport, RecordingBucket
 from core.read.queries import BadTime, parse_when
 from core.read.verify import Verifier, VerifyReport, stored_verdicts
@@ -97,8 +100,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     s3 = s3_client(args)
     source = S3Source(s3)
     store = EventStore(dynamodb_client(args), args.table)
-    bucket_seen = RecordingBucket(source.list, S3Objects(s3).fetch) if args.events or args.events_every_file else None
-    verifier = Verifier(list_objects=bucket_seen.list if bucket_seen else source.list,
+    def listed(name: str, under: str) -> Iterator[ObjectRef]:
+        return refs_under(s3, name, under)  # in parallel by the trail's own prefixes (cli.listing)
+
+    bucket_seen = RecordingBucket(listed, S3Objects(s3).fetch) if args.events or args.events_every_file else None
+    verifier = Verifier(list_objects=bucket_seen.list if bucket_seen else listed,
                         fetch=bucket_seen.fetch if bucket_seen else S3Objects(s3).fetch, keys=keys,
                         store=store, open=source.open)
     try:
