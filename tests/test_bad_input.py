@@ -309,9 +309,12 @@ def test_a_failure_that_cannot_even_be_recorded_becomes_transient(moto_table: tu
     """Never acknowledged and unrecorded at once: if the failure state cannot be written, retry instead."""
     client, name = moto_table
 
-    class NoPut(FlakyDynamoDB):
+    class NoPut(FlakyDynamoDB):  # a file's state is written by UpdateItem (it keeps the digests awaiting it)
         def put_item(self, **_: Any) -> Any:
             raise client_error("ProvisionedThroughputExceededException", "PutItem")
+
+        def update_item(self, **_: Any) -> Any:
+            raise client_error("ProvisionedThroughputExceededException", "UpdateItem")
 
     store = EventStore(NoPut(client), name, max_attempts=2, sleep=lambda _: None)
 
