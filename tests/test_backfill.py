@@ -20,6 +20,7 @@ from cli.backfill import (
     select,
 )
 from cli.main import main
+from core.ingest.digests import is_digest_key
 from core.ingest.triggers import refs_from_message
 from core.model import ObjectRef
 
@@ -98,13 +99,23 @@ def test_enqueue_sends_every_file_once_in_batches_of_ten(queue: tuple[Any, str])
     assert sorted(r.key for r in drain(sqs, url)) == sorted(r.key for r in refs)
 
 
-def test_backfill_to_queue_enqueues_each_log_file_and_a_resumed_run_nothing_more(
+def digest_keys(within: str = "") -> list[str]:
+    """The digest files of the uploaded bucket (a backfill hands them over, so the function verifies them)."""
+    s3 = boto3.client("s3", region_name="us-east-1")
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="trail-bucket", Prefix=within)
+            for o in page.get("Contents", [])]
+    return sorted(k for k in keys if is_digest_key(k))
+
+
+def test_backfill_to_queue_enqueues_each_log_file_and_digest_and_a_resumed_run_nothing_more(
         uploaded: SampleManifest, queue: tuple[Any, str], capsys: pytest.CaptureFixture[str]) -> None:
     sqs, url = queue
     assert main(["backfill", "s3://trail-bucket/", "--queue-url", url]) == 0
     last_key = capsys.readouterr().out.strip().removeprefix("last key: ")
-    assert sorted(r.key for r in drain(sqs, url)) == uploaded.log_keys
-    assert last_key == max(uploaded.log_keys)
+    digests = digest_keys()
+    assert digests
+    assert sorted(r.key for r in drain(sqs, url)) == sorted(uploaded.log_keys + digests)
+    assert last_key == max(uploaded.log_keys + digests)
     assert main(["backfill", "s3://trail-bucket/", "--queue-url", url, "--start-after", last_key]) == 0
     assert drain(sqs, url) == []
 
@@ -117,7 +128,10 @@ def test_backfill_date_bounds_and_prefix_limit_what_is_sent(
                  "--queue-url", url]) == 0
     expected = sorted(k for k in uploaded.log_keys if k.startswith(prefix)
                       and date(2024, 5, 3) <= (delivery_day(k) or date.min) <= date(2024, 5, 5))
-    assert expected
+    expected += [k for k in digest_keys(prefix)  # the digest of the last day's last hour comes the day after
+                 if date(2024, 5, 3) <= (delivery_day(k) or date.min) <= date(2024, 5, 6)]
+    assert expected and any(is_digest_key(k) for k in expected)
+    expected.sort()
     assert sorted(r.key for r in drain(sqs, url)) == expected
 
 
@@ -125,7 +139,9 @@ def test_dry_run_sends_nothing(uploaded: SampleManifest, queue: tuple[Any, str],
                                capsys: pytest.CaptureFixture[str]) -> None:
     sqs, url = queue
     assert main(["backfill", "s3://trail-bucket/", "--queue-url", url, "--dry-run"]) == 0
-    assert f"{len(uploaded.log_keys)} log files would be sent (dry run)" in capsys.readouterr().err
+    digests = len(digest_keys())
+    assert (f"{len(uploaded.log_keys) + digests} files would be sent (dry run) ({len(uploaded.log_keys)} log files, "
+            f"{digests} digests)") in capsys.readouterr().err
     assert drain(sqs, url) == []
 
 

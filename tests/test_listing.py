@@ -26,9 +26,9 @@ from cli.listing import (
     Parallelism,
     ResumeError,
     days_node,
+    delivery_day,
     place,
     plan,
-    select,
     tasks,
 )
 from core.errors import IngestError
@@ -117,11 +117,14 @@ def drain(chunks: Any) -> list[str]:
     return [key for chunk in chunks for key, _, _ in chunk.entries]
 
 
-def sequential(client: Any, name: str, prefix: str, since: date | None, until: date | None) -> list[str]:
-    """The selection of the sequential listing this module replaces (a FakeBucket: its keys filtered alike)."""
+def sequential(client: Any, name: str, prefix: str, since: date | None, until: date | None, *,
+               digests: bool = False) -> list[str]:
+    """The selection of the sequential listing this module replaces (a FakeBucket: its keys filtered alike);
+    with `digests`, a backfill's: the digest files too."""
     refs = ([ObjectRef(name, k, 10) for k in client.keys if k.startswith(prefix)] if isinstance(client, FakeBucket)
             else S3Source(client).list(name, prefix))
-    return sorted(r.key for r in select(refs, since, until, ListingCounts()))
+    keep = KeyFilter(since, until, digests=digests)
+    return sorted(r.key for r in refs if keep.keeps(r.key, r.size, ListingCounts()))
 
 
 # -- where a folder sits, and the plan -------------------------------------------------------------
@@ -370,7 +373,8 @@ def test_an_interrupted_backfill_says_how_to_resume_and_the_resumed_run_sends_th
         for message in messages:
             sent += [ref.key for ref in refs_from_message(message["Body"])]
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    assert sorted(sent) == sequential(client, name, "", date(2024, 5, 1), None)
+    assert sorted(sent) == sequential(client, name, "", date(2024, 5, 1), None, digests=True)
+    assert any("CloudTrail-Digest" in key for key in sent)
     assert not state.exists()  # a finished run leaves no state behind
 
 
@@ -415,3 +419,20 @@ def test_ingest_takes_objects_from_a_stream_only_a_few_ahead_of_the_readers(work
     summary = ingest_all(Pipeline(), stream(), Summary(), workers=workers, progress=False)  # type: ignore[arg-type]
     assert summary.files == 500
     assert most_ahead <= 2 * workers + 2
+
+
+def test_a_backfill_listing_hands_over_the_digests_of_its_days_and_the_day_after(
+        moto_bucket: tuple[Any, str], sample: tuple[Path, SampleManifest]) -> None:
+    client, name = moto_bucket
+    upload_to_s3(sample[0], client, name)
+    digest_days = sorted({day for ref in S3Source(client).list(name) if "CloudTrail-Digest" in ref.key
+                          and (day := delivery_day(ref.key))})
+    until = digest_days[len(digest_days) // 2] - timedelta(days=1)  # a day whose next day has digests
+    since = until - timedelta(days=3)
+    listing = Listing(name, "", since, until, digests=True, planned_above=0)
+
+    listed = drain(listing.chunks(client, client, parallelism=Parallelism(0, 2)))
+
+    assert sorted(listed) == sequential(client, name, "", since, until, digests=True)
+    days = {delivery_day(k) for k in listed if "CloudTrail-Digest" in k}
+    assert days and min(days) >= since and max(days) == until + timedelta(days=1)

@@ -9,10 +9,11 @@ Two engines:
   list-price dollars, hours); a run over THRESHOLD_DOLLARS or THRESHOLD_OBJECTS needs `--yes`.
   `--estimate` prints it and starts nothing; `--status JOB_ID` (or `--watch` after a start) follows the job
   (cli.backfill_jobs, cli.backfill_estimate, cli.backfill_status).
-- `--queue-url`: lists the log files under the prefix (digests, Insights files and other non-log keys left
+- `--queue-url`: lists the log files and digest files under the prefix (Insights files and other keys left
   out, by name), keeps those whose delivery date, read from the key name (`..._YYYYMMDDTHHMMZ_...`), lies
-  within --since / --until (whole UTC days, inclusive; no object is read), and enqueues one message per
-  file on the ingest queue, 10 per SendMessageBatch. The body is the EventBridge "Object Created" event S3
+  within --since / --until (whole UTC days, inclusive; a digest up to the day after, as the last hour's
+  digest comes after midnight; no object is read), and enqueues one message per file on the ingest queue,
+  10 per SendMessageBatch. The function verifies each digest as it reads it, in any order. The body is the EventBridge "Object Created" event S3
   itself would send (key URL-encoded), so a backfilled file takes exactly the path of a live one.
   The queue path and the dry run list in parallel by the trail's own prefixes (accounts, Regions, one
   prefix per day within --since / --until; cli.listing) and stream what they find: memory stays flat
@@ -223,7 +224,7 @@ def run_queue(args: argparse.Namespace, bucket: str, prefix: str) -> int:
 def _list_and_send(args: argparse.Namespace, bucket: str, prefix: str) -> int:
     """The queue path and the dry run: list in parallel by the trail's prefixes (cli.listing), hand each
     chunk over whole (sent, or counted), and keep the progress so an interrupted run resumes."""
-    listing = Listing(bucket, prefix, args.since, args.until, start_after=args.start_after)
+    listing = Listing(bucket, prefix, args.since, args.until, digests=True, start_after=args.start_after)
     path = args.state or state_path(listing, "backfill")
     state = ListingState.load(path, listing.plan_id) if args.resume else ListingState(plan_id=listing.plan_id)
     parallelism = (Parallelism(args.list_processes) if args.list_processes is not None
@@ -258,7 +259,8 @@ def _list_and_send(args: argparse.Namespace, bucket: str, prefix: str) -> int:
 
 
 def _report(counts: ListingCounts, files: int, last_key: str, what: str) -> None:
-    print(f"{files} log files {what}; listed {counts.listed} keys: {counts.not_log_files} not log files, "
+    print(f"{files} files {what} ({files - counts.digests} log files, {counts.digests} digests); listed "
+          f"{counts.listed} keys: {counts.not_log_files} neither log files nor digests, "
           f"{counts.outside_dates} outside the dates, {counts.undated} without a date in their name",
           file=sys.stderr)
     if last_key:

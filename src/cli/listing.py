@@ -46,17 +46,20 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from core.errors import IngestError, SourceError, TransientError
+from core.ingest.digests import is_digest_key
 from core.ingest.logfile import classify_key
 from core.ingest.sources import s3_error
 from core.model import ObjectRef, Skip
 
-SKIPPED_SERVICES = frozenset({"CloudTrail-Digest", "CloudTrail-Insight"})
+DIGEST_SERVICE = "CloudTrail-Digest"
+SKIPPED_SERVICES = frozenset({DIGEST_SERVICE, "CloudTrail-Insight"})
 """The account-level folders that hold no log file: left out when only log files are wanted."""
 THREADS_PER_PROCESS = 4
 """Calls in flight per worker process: a call waits ~20 ms on S3 and its parsing costs about as much."""
 DISCOVERY_THREADS = 16
 
-_DELIVERED = re.compile(r"_(\d{8})T\d{4}Z_")
+_DELIVERED = re.compile(r"_(\d{8})T\d{4}(?:\d\d)?Z[_.]")
+"""A log file's `_YYYYMMDDTHHMMZ_` or a digest file's `_YYYYMMDDTHHMMSSZ.json.gz` (its end time)."""
 _ORG = re.compile(r"o-[a-z0-9]{10,32}")
 _ACCOUNT = re.compile(r"\d{12}")
 _REGION = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d+")
@@ -86,9 +89,12 @@ class ListingCounts:
     not_log_files: int = 0
     outside_dates: int = 0
     undated: int = 0
+    digests: int = 0
+    """Digest files handed over beside the log files (a backfill's, so the function verifies them)."""
 
     def add(self, other: ListingCounts) -> None:
         self.listed += other.listed
+        self.digests += other.digests
         self.not_log_files += other.not_log_files
         self.outside_dates += other.outside_dates
         self.undated += other.undated
@@ -102,20 +108,28 @@ class KeyFilter:
     since: date | None = None
     until: date | None = None
     log_files_only: bool = True
+    digests: bool = False
+    """Hand over CloudTrail's digest files too, up to the day after `until` (the digest of a day's last
+    hour is delivered after midnight)."""
 
     def keeps(self, key: str, size: int | None, counts: ListingCounts) -> bool:
         counts.listed += 1
+        digest = False
         if self.log_files_only and isinstance(classify_key(key, size), Skip):
-            counts.not_log_files += 1
-            return False
+            digest = self.digests and is_digest_key(key)
+            if not digest:
+                counts.not_log_files += 1
+                return False
         if self.since or self.until:
             day = delivery_day(key)
             if day is None:
                 counts.undated += 1
                 return False
-            if (self.since and day < self.since) or (self.until and day > self.until):
+            last = self.until + timedelta(days=1) if self.until and digest else self.until
+            if (self.since and day < self.since) or (last and day > last):
                 counts.outside_dates += 1
                 return False
+        counts.digests += digest
         return True
 
 
@@ -184,7 +198,7 @@ def place(folder: str, skip_services: frozenset[str]) -> _Place:
         return _Place("descend")
     if rest[1] in skip_services:
         return _Place("skip")
-    if rest[1] != "CloudTrail":
+    if rest[1] not in ("CloudTrail", DIGEST_SERVICE):  # both laid out by Region and day
         return _Place("whole")
     if len(rest) == 2:
         return _Place("descend")
@@ -240,6 +254,11 @@ def children(client: Lister, bucket: str, prefix: str) -> tuple[list[str], bool]
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
+def _last_day(region_root: str, until: date) -> date:
+    """A digest folder's days reach one past `until`: the digest of a day's last hour comes after midnight."""
+    return until + timedelta(days=1) if f"/{DIGEST_SERVICE}/" in f"/{region_root}" else until
+
+
 def plan(client: Lister, bucket: str, prefix: str, since: date | None, until: date | None, *,
          skip_services: frozenset[str] = frozenset(), threads: int = DISCOVERY_THREADS) -> list[_Node]:
     """The plan's pieces, sorted by prefix (so the tasks they expand to are in key order).
@@ -260,7 +279,8 @@ def plan(client: Lister, bucket: str, prefix: str, since: date | None, until: da
             level.append(folder)
         elif where.action == "whole":
             nodes.append(_Node(folder))
-        elif where.action == "region" and (node := days_node(where.region_root, where.dates, since, until)):
+        elif where.action == "region" and (node := days_node(where.region_root, where.dates, since,
+                                                             _last_day(where.region_root, until))):
             if open_ended and len(where.dates) < 3:
                 level.append(folder)
             else:
@@ -606,6 +626,8 @@ class Listing:
     since: date | None = None
     until: date | None = None
     log_files_only: bool = True
+    digests: bool = False
+    """With log_files_only: hand over digest files too (KeyFilter.digests)."""
     start_after: str = ""
     planned_above: int = 1000
     """A prefix with no more keys than this is listed as one (a call or two): planning costs calls too."""
@@ -614,11 +636,11 @@ class Listing:
     def plan_id(self) -> str:
         """Names the listing in its state file: a state is only resumed by the same listing."""
         return (f"s3://{self.bucket}/{self.prefix} {self.since or '-'}..{self.until or '-'}"
-                f"{'' if self.log_files_only else ' all keys'}")
+                f"{'' if self.log_files_only else ' all keys'}{' with digests' if self.digests else ''}")
 
     @property
     def key_filter(self) -> KeyFilter:
-        return KeyFilter(self.since, self.until, self.log_files_only)
+        return KeyFilter(self.since, self.until, self.log_files_only, self.digests)
 
     def tasks(self, client: Lister) -> Iterator[Task]:
         """The prefixes to list, in key order, after --start-after if given."""
@@ -629,7 +651,8 @@ class Listing:
             if not _call(client, self.bucket, self.prefix, kwargs).get("IsTruncated"):
                 yield Task(self.prefix, start_after=self.start_after)
                 return
-        skip = SKIPPED_SERVICES if self.log_files_only else frozenset()
+        skip = (SKIPPED_SERVICES - {DIGEST_SERVICE} if self.digests else SKIPPED_SERVICES) if self.log_files_only \
+            else frozenset()
         for task in tasks(plan(client, self.bucket, self.prefix, self.since, self.until, skip_services=skip)):
             if not self.start_after or self.start_after < task.prefix:
                 yield task
