@@ -9,17 +9,18 @@ Two engines:
   list-price dollars, hours); a run over THRESHOLD_DOLLARS or THRESHOLD_OBJECTS needs `--yes`.
   `--estimate` prints it and starts nothing; `--status JOB_ID` (or `--watch` after a start) follows the job
   (cli.backfill_jobs, cli.backfill_estimate, cli.backfill_status).
-- `--queue-url`: lists the log files and digest files under the prefix (Insights files and other keys left
-  out, by name), keeps those whose delivery date, read from the key name (`..._YYYYMMDDTHHMMZ_...`), lies
-  within --since / --until (whole UTC days, inclusive; a digest up to the day after, as the last hour's
-  digest comes after midnight; no object is read), and enqueues one message per file on the ingest queue,
-  10 per SendMessageBatch. The function verifies each digest as it reads it, in any order. The body is the EventBridge "Object Created" event S3
-  itself would send (key URL-encoded), so a backfilled file takes exactly the path of a live one.
-  The queue path and the dry run list in parallel by the trail's own prefixes (accounts, Regions, one
-  prefix per day within --since / --until; cli.listing) and stream what they find: memory stays flat
-  whatever the count. The progress of a --queue-url run is kept in a small state file; an interrupted
-  run says so, and the same command with `--resume` continues it. The greatest key handed over is
-  printed; `--start-after KEY` leaves out every key up to it.
+- `--queue-url`: lists the log files and digest files under the prefix (Insights files and other keys
+  left out, by name), keeps those whose delivery date, read from the key name
+  (`..._YYYYMMDDTHHMMZ_...`), lies within --since / --until (whole UTC days, inclusive; a digest up to
+  the day after, as the last hour's digest comes after midnight; no object is read), and enqueues one
+  message per file on the ingest queue, 10 per SendMessageBatch. The function verifies each digest as it
+  reads it, in any order. The body is the EventBridge "Object Created" event S3 itself would send (key
+  URL-encoded), so a backfilled file takes exactly the path of a live one. The queue path and the dry
+  run list in parallel by the trail's own prefixes (accounts, Regions, one prefix per day within --since
+  / --until; cli.listing) and stream what they find: memory stays flat whatever the count. The progress
+  of a --queue-url run is kept in a small state file; an interrupted run says so, and the same command
+  with `--resume` continues it. The greatest key handed over is printed; `--start-after KEY` leaves out
+  every key up to it.
 
 Re-running is safe either way: the function skips a file whose ledger entry says it is ingested and a
 digest already verified, so nothing is stored twice.
