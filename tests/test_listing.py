@@ -230,7 +230,9 @@ def test_the_stream_holds_a_bounded_number_of_chunks_whatever_the_count() -> Non
     small_count, small_peak = peak_while_listing(40, 200)
     large_count, large_peak = peak_while_listing(400, 200)
     assert (small_count, large_count) == (8_000, 80_000)
-    assert large_peak < 1.5 * small_peak, (small_peak, large_peak)
+    # Ten times the keys: a stream that held them would peak about ten times higher. Threads scheduled
+    # differently move the peak by a few chunks, so the bound leaves room for that, far below 10x.
+    assert large_peak < 3 * small_peak, (small_peak, large_peak)
 
 
 # -- resume ----------------------------------------------------------------------------------------
