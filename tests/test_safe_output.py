@@ -24,6 +24,7 @@ from core.ingest.catalog import load_catalog
 from core.ingest.items import event_items
 from core.ingest.normalize import normalize
 from core.ingest.store import EventStore
+from core.keys import account_head_key, account_registry_key
 from core.model import ObjectRef
 
 CATALOG = load_catalog()
@@ -149,7 +150,9 @@ def test_the_installed_command_neutralizes_a_stored_hostile_event(moto_table: tu
                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     client, table = moto_table
     text = "=HYPERLINK(\"http://evil\")\x1b[2J\r\x9b"
-    EventStore(client, table).put_items(event_items(hostile_event(text)))
+    store = EventStore(client, table)
+    store.put_items(event_items(hostile_event(text)))
+    store.register_once(account_head_key("111122223333"), account_registry_key("111122223333"))
     boto3.setup_default_session()
 
     outputs = {}

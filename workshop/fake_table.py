@@ -232,11 +232,17 @@ class _Update(_Expression):
         item.pop(self.path(part)[0], None)
 
     def _add(self, item: Wire, part: str) -> None:
+        """ADD to a number, or to a set (SS, NS, BS: the union, in DynamoDB's unordered way)."""
         name, value = part.split()
         attribute = self.path(name)[0]
-        current = item.get(attribute, {"N": "0"})
-        total = int(current["N"]) + int(self.values[value]["N"])
-        item[attribute] = {"N": str(total)}
+        added = self.values[value]
+        kind = next(iter(added))
+        if kind == "N":
+            total = int(item.get(attribute, {"N": "0"})["N"]) + int(added["N"])
+            item[attribute] = {"N": str(total)}
+            return
+        current = item.get(attribute, {kind: []})[kind]
+        item[attribute] = {kind: current + [m for m in added[kind] if m not in current]}
 
     def _delete(self, item: Wire, part: str) -> None:
         name, value = part.split()
