@@ -2,8 +2,8 @@
 records built from the API models: moto does not implement LookupEvents.
 
 - `opsworks_record()`: a CloudTrail record of one OpsWorks or OpsWorks CM operation; its requestParameters
-  are the operation's input members from the service model (../shared/reference/opsworks-api when present,
-  else botocore's copy), named as CloudTrail writes them (first letter lower case).
+  are the operation's resource parameters as the catalog derived from the API models names them
+  (src/core/ingest/catalog.json, made by scripts/build_catalog.py from the OpsWorks and OpsWorks CM models).
 - `FakeEventHistory`: answers LookupEvents for (account, Region) pairs: filters by EventSource and time,
   pages with NextToken, throttles or denies chosen pairs. Every page is checked against the CloudTrail model's
   output shape (botocore's validator) and goes out as the JSON the service sends, so the client under test
@@ -26,61 +26,34 @@ from typing import Any
 import boto3
 import botocore.session
 from botocore.awsrequest import AWSResponse
-from botocore.model import ServiceModel, Shape
 from botocore.validate import ParamValidator
 
 from core.ingest.history import CLIENT_CONFIG
 
-REFERENCE = Path(__file__).resolve().parent.parent.parent / "shared" / "reference" / "opsworks-api"
-SERVICES = {"opsworks": ("opsworks.amazonaws.com", "opsworks-2013-02-18.service-2.json"),
-            "opsworkscm": ("opsworks-cm.amazonaws.com", "opsworkscm-2016-11-01.service-2.json")}
+SOURCES = {"opsworks": "opsworks.amazonaws.com", "opsworkscm": "opsworks-cm.amazonaws.com"}
+CATALOG = json.loads((Path(__file__).resolve().parent.parent / "src" / "core" / "ingest" / "catalog.json")
+                     .read_text(encoding="utf-8"))
+"""The OpsWorks actions and their resource parameters, derived from the OpsWorks and OpsWorks CM API models
+by scripts/build_catalog.py (botocore no longer ships those models, so a clean install has no other copy)."""
 CLOUDTRAIL = botocore.session.get_session().get_service_model("cloudtrail")
 LOOKUP = CLOUDTRAIL.operation_model("LookupEvents")
 
 
-def service_model(name: str) -> ServiceModel:
-    """The OpsWorks (or OpsWorks CM) API model: the shared reference copy when present, else botocore's."""
-    path = REFERENCE / SERVICES[name][1]
-    if path.is_file():
-        return ServiceModel(json.loads(path.read_text(encoding="utf-8")), service_name=name)
-    return botocore.session.get_session().get_service_model(name)
-
-
-def _value(name: str, shape: Shape, seed: str, depth: int = 0) -> Any:
-    """An example value of a member, of the type the model says."""
-    kind = shape.type_name
-    if kind == "string":
-        enum = getattr(shape, "enum", None)
-        if enum:
-            return enum[0]
-        if name.lower().endswith(("id", "ids")):
-            return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{seed}/{name}"))
-        return f"example-{name.lower()}"
-    if kind == "boolean":
-        return True
-    if kind in ("integer", "long", "double", "float"):
-        return 1
-    if kind == "timestamp":
-        return "2024-05-05T05:30:12Z"
-    if kind == "list" and depth < 2:
-        return [_value(name, shape.member, seed, depth + 1)]  # type: ignore[attr-defined]
-    if kind == "structure" and depth < 2:
-        return {member[0].lower() + member[1:]: _value(member, sub, seed, depth + 1)
-                for member, sub in shape.members.items() if member in shape.required_members}  # type: ignore[attr-defined]
-    if kind == "map":
-        return {}
-    return None
-
-
 def request_parameters(service: str, operation: str, seed: str) -> dict[str, Any] | None:
-    """The operation's input members (required ones, and ids), as CloudTrail records them."""
-    model = service_model(service).operation_model(operation)
-    shape = model.input_shape
-    if shape is None:
+    """The operation's resource parameters (ids and names), as CloudTrail records them; None when it has none."""
+    named: dict[str, str] = CATALOG["services"][SOURCES[service]]["actions"][operation]["request"]
+    if not named:
         return None
-    members = {name: sub for name, sub in shape.members.items()
-               if name in shape.required_members or name.endswith(("Id", "Ids", "Name"))}
-    return {name[0].lower() + name[1:]: _value(name, sub, seed) for name, sub in members.items()}
+    return {name: _example(name, seed) for name in sorted(named)}
+
+
+def _example(name: str, seed: str) -> Any:
+    """An id (a list of one for a plural name), or a name, stable for the seed."""
+    if name.endswith("Ids") or name.endswith("Arns"):
+        return [str(uuid.uuid5(uuid.NAMESPACE_OID, f"{seed}/{name}"))]
+    if name.endswith(("Id", "Arn")):
+        return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{seed}/{name}"))
+    return f"example-{name.lower()}"
 
 
 def opsworks_record(operation: str, *, service: str = "opsworks", account: str = "111122223333",
@@ -102,7 +75,7 @@ def opsworks_record(operation: str, *, service: str = "opsworks", account: str =
                                   "accountId": account, "userName": caller},
                 "attributes": {"creationDate": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "mfaAuthenticated": "false"}}},
         "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "eventSource": SERVICES[service][0],
+        "eventSource": SOURCES[service],
         "eventName": operation,
         "awsRegion": region,
         "sourceIPAddress": "198.51.100.7",
