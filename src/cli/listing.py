@@ -198,7 +198,7 @@ def place(folder: str, skip_services: frozenset[str]) -> _Place:
         return _Place("descend")
     if rest[1] in skip_services:
         return _Place("skip")
-    if rest[1] not in ("CloudTrail", DIGEST_SERVICE):  # both laid out by Region and day
+    if rest[1] != "CloudTrail":  # digests too: 24 a day, so one listing of the folder beats a call a day
         return _Place("whole")
     if len(rest) == 2:
         return _Place("descend")
@@ -254,11 +254,6 @@ def children(client: Lister, bucket: str, prefix: str) -> tuple[list[str], bool]
         kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
 
-def _last_day(region_root: str, until: date) -> date:
-    """A digest folder's days reach one past `until`: the digest of a day's last hour comes after midnight."""
-    return until + timedelta(days=1) if f"/{DIGEST_SERVICE}/" in f"/{region_root}" else until
-
-
 def plan(client: Lister, bucket: str, prefix: str, since: date | None, until: date | None, *,
          skip_services: frozenset[str] = frozenset(), threads: int = DISCOVERY_THREADS) -> list[_Node]:
     """The plan's pieces, sorted by prefix (so the tasks they expand to are in key order).
@@ -279,8 +274,7 @@ def plan(client: Lister, bucket: str, prefix: str, since: date | None, until: da
             level.append(folder)
         elif where.action == "whole":
             nodes.append(_Node(folder))
-        elif where.action == "region" and (node := days_node(where.region_root, where.dates, since,
-                                                             _last_day(where.region_root, until))):
+        elif where.action == "region" and (node := days_node(where.region_root, where.dates, since, until)):
             if open_ended and len(where.dates) < 3:
                 level.append(folder)
             else:
