@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from workshop.sample_digests import DigestSigner, chained_digests
 
 from cli.main import main
+from conftest import emptied
 from core.ingest.catalog import load_catalog
 from core.ingest.items import encode, event_items, restore
 from core.ingest.normalize import normalize
@@ -355,13 +356,8 @@ def test_an_event_in_two_verified_files_is_backed_by_either(trail: SignedTrail) 
 def test_any_one_tampered_event_is_named_by_its_id(moto_bucket: tuple[Any, str], moto_table: tuple[Any, str],
                                                    data: st.DataObject) -> None:
     s3, bucket = moto_bucket
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
     ddb, table = moto_table
-    for page in ddb.get_paginator("scan").paginate(TableName=table):
-        for item in page["Items"]:
-            ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    emptied(s3, bucket, ddb, table)  # the fixtures live across hypothesis examples
     trail = SignedTrail(s3, bucket, ddb, table)
     trail.write(hours=2)
     trail.ingest()

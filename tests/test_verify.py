@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from workshop.sample_digests import DigestSigner, SignedDigest, chained_digests, digest_key, make_digest
 
 from cli.main import main
+from conftest import emptied
 from core.ingest.digests import parse_digest
 from core.ingest.pipeline import Pipeline
 from core.ingest.proof import DigestCheck, S3Objects
@@ -309,13 +310,8 @@ def test_the_range_and_filters_limit_what_is_verified(trail: Trail) -> None:
 def test_any_one_planted_fault_is_found_and_named(moto_bucket: tuple[Any, str], moto_table: tuple[Any, str],
                                                  data: st.DataObject) -> None:
     s3, bucket = moto_bucket
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-        for obj in page.get("Contents", []):
-            s3.delete_object(Bucket=bucket, Key=obj["Key"])
     ddb, table = moto_table
-    for page in ddb.get_paginator("scan").paginate(TableName=table):
-        for item in page["Items"]:
-            ddb.delete_item(TableName=table, Key={"pk": item["pk"], "sk": item["sk"]})
+    emptied(s3, bucket, ddb, table)  # the fixtures live across hypothesis examples
     trail = Trail(s3, bucket, ddb, table)
     trail.write(hours=data.draw(st.integers(2, 4)), per_hour=data.draw(st.integers(1, 3)))
     fault = data.draw(st.sampled_from(["edit", "delete-log", "delete-digest", "forge", "undelivered"]))
